@@ -1,0 +1,3 @@
+// Portable vectorised C kernels (hot loops) called from Swift. See kernels.c.
+#pragma once
+#include <stddef.h>
