@@ -6,6 +6,7 @@ struct GPTCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpt",
         abstract: "Train and run GPT-2 models.",
-        subcommands: []
+        version: "0.1.0",
+        subcommands: [Encode.self, Decode.self]
     )
 }
