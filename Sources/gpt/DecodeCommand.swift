@@ -25,11 +25,11 @@ struct Decode: ParsableCommand {
             case 0x30...0x39:
                 value = value * 10 + Int(byte - 0x30)
                 inNumber = true
-                if value > Int(Int32.max) { throw ValidationError("\(name): number too large at byte \(offset)") }
+                if value > Int(Int32.max) { throw CLIError("\(name): number too large at byte \(offset)") }
             case 0x20, 0x0A, 0x0D, 0x09:
                 if inNumber { ids.append(Int32(value)); value = 0; inNumber = false }
             default:
-                throw ValidationError("\(name): expected token ids (decimal numbers), found byte 0x\(String(byte, radix: 16)) at offset \(offset)")
+                throw CLIError("\(name): expected token ids (decimal numbers), found byte 0x\(String(byte, radix: 16)) at offset \(offset)")
             }
             offset += 1
         }

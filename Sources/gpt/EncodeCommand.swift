@@ -66,11 +66,11 @@ struct Encode: ParsableCommand {
 func openInput(_ file: String?) throws -> (Int32, String) {
     guard let file, file != "-" else { return (0, "<stdin>") }
     let fd = open(file, O_RDONLY)
-    if fd < 0 { throw ValidationError("cannot open '\(file)': \(String(cString: strerror(errno)))") }
+    if fd < 0 { throw CLIError("cannot open '\(file)': \(String(cString: strerror(errno)))") }
     var st = stat()
     if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
         close(fd)
-        throw ValidationError("'\(file)' is a directory, not a text file")
+        throw CLIError("'\(file)' is a directory, not a text file")
     }
     return (fd, file)
 }

@@ -7,6 +7,6 @@ struct GPTCommand: ParsableCommand {
         commandName: "gpt",
         abstract: "Train and run GPT-2 models.",
         version: "0.1.0",
-        subcommands: [Encode.self, Decode.self]
+        subcommands: [Encode.self, Decode.self, Bench.self]
     )
 }

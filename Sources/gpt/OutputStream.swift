@@ -1,11 +1,15 @@
 // Buffered writes to a file descriptor (stdout, or a file being written), with errors that name it.
 import Foundation
 
-struct WriteError: Error, CustomStringConvertible {
-    let path: String
-    let reason: String
-    var description: String { "cannot write '\(path)': \(reason)" }
+/// A run-time failure of a command (bad file, bad data): printed as one line, exit code 1.
+/// (`ValidationError` is for bad flags and also prints the usage.)
+struct CLIError: LocalizedError {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var errorDescription: String? { message }
 }
+
+func WriteError(path: String, reason: String) -> CLIError { CLIError("cannot write '\(path)': \(reason)") }
 
 final class FDWriter {
     let fd: Int32
