@@ -5,7 +5,7 @@ import GPT2
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure throughput (tokenizer, training step, generation).",
-        subcommands: [BenchTokenizer.self])
+        subcommands: [BenchTokenizer.self, BenchTrain.self, BenchGenerate.self])
 }
 
 struct BenchTokenizer: ParsableCommand {
@@ -40,4 +40,94 @@ struct BenchTokenizer: ParsableCommand {
         print("bytes \(bytes.count) tokens \(count) seconds \(String(format: "%.3f", best)) threads \(threads)")
         print("MB/s \(String(format: "%.2f", mbps))")
     }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Time training steps (forward, backward, AdamW) on random tokens; last line: `tok/s <number>`.")
+
+    @Option(help: "Preset or model path.")
+    var model: String = "gpt2"
+
+    @Option(name: .customShort("B"), help: "Batch size.")
+    var batch: Int = 4
+
+    @Option(name: .customShort("T"), help: "Sequence length.")
+    var seq: Int = 64
+
+    @Option(help: "Timed steps (after one warm-up step).")
+    var steps: Int = 5
+
+    func run() throws {
+        let gpt = try resolveModel(model)
+        let c = gpt.config
+        guard seq <= c.maxSeqLen else { throw ValidationError("-T \(seq) exceeds the model's context \(c.maxSeqLen)") }
+        var rng = SplitMix64(seed: 1)
+        let n = batch * seq
+        let tokens = (0...n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
+        let inputs = Array(tokens[0..<n]), targets = Array(tokens[1...n])
+        print("model: \(describe(c)); B=\(batch) T=\(seq); threads \(Parallel.threadCount); BLAS: \(BLAS.backendDescription)")
+        var times: [Double] = []
+        for step in 0...steps {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let loss = gpt.forward(inputs: inputs, targets: targets, B: batch, T: seq)
+            gpt.zeroGrad()
+            gpt.backward()
+            _ = gpt.clipGradients(maxNorm: 1.0)
+            gpt.update(learningRate: 1e-4, weightDecay: 0.1, step: step + 1)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            if step > 0 { times.append(dt) }
+            print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
+        }
+        let mean = times.reduce(0, +) / Double(max(1, times.count))
+        print(String(format: "peak RSS %.0f MB", peakRSSMegabytes()))
+        print(String(format: "tok/s %.1f", Double(n) / mean))
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Time generation with the KV cache (one sample, top-k 50); last line: `tok/s <number>` (new tokens per second).")
+
+    @Option(help: "Preset or model path.")
+    var model: String = "gpt2"
+
+    @Option(help: "Prompt length in tokens.")
+    var promptTokens: Int = 8
+
+    @Option(help: "New tokens.")
+    var maxTokens: Int = 64
+
+    @Option(help: "Repetitions (the best is reported).")
+    var repeats: Int = 3
+
+    func run() throws {
+        let gpt = try resolveModel(model)
+        let c = gpt.config
+        guard promptTokens >= 1, promptTokens + maxTokens <= c.maxSeqLen else {
+            throw ValidationError("need 1 <= prompt-tokens and prompt-tokens + max-tokens <= \(c.maxSeqLen)")
+        }
+        let prompt = Array(GPT2Tokenizer.gpt2.encode(String(repeating: "Hello, I'm a language model, ", count: promptTokens)).prefix(promptTokens))
+        print("model: \(describe(c)); prompt \(promptTokens) tokens, \(maxTokens) new; threads \(Parallel.threadCount)")
+        var best = Double.infinity
+        for _ in 0..<max(1, repeats) {
+            let gen = Generator(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = gen.generate(prompt: prompt, maxNewTokens: maxTokens, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        }
+        print(String(format: "tok/s %.1f", Double(maxTokens) / best))
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in MB.
+func peakRSSMegabytes() -> Double {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+        return kb / 1024
+    }
+    return 0
 }

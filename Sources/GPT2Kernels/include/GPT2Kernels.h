@@ -1,3 +1,82 @@
-// Portable vectorised C kernels (hot loops) called from Swift. See kernels.c.
+// Portable vectorised C kernels (hot loops) called from Swift. See kernels.c and sgemm.c.
+// Each function works on a contiguous range of rows; the Swift side (Sources/GPT2/Kernels)
+// splits work across threads and calls these on disjoint slices.
+// Legend: N = rows (B*T or a slice of it), C = channels, V = real vocab, Vp = padded vocab.
+// Conventions as llm.c: parameter gradients accumulate (+=), activation gradients are written (=)
+// unless a comment says otherwise.
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
+
+// MARK: - Encoder
+/// out (N,C) = wte[inp[n]] + wpe[pos[n]] where pos[n] = (row0 + n) % T.
+void gpt2k_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe,
+                           size_t row0, size_t N, size_t T, size_t C);
+/// dwte[inp[n]] += dout[n] for rows whose token lies in [vlo, vhi) (threads own disjoint vocab ranges).
+void gpt2k_encoder_backward_wte(float *dwte, const float *dout, const int32_t *inp, size_t N, size_t C,
+                                int32_t vlo, int32_t vhi);
+/// dwpe[t] += sum_b dout[b, t] for t in [t0, t1).
+void gpt2k_encoder_backward_wpe(float *dwpe, const float *dout, size_t B, size_t T, size_t C,
+                                size_t t0, size_t t1);
+
+// MARK: - LayerNorm (eps 1e-5)
+void gpt2k_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                             const float *weight, const float *bias, size_t N, size_t C);
+/// dinp += ..., dweight += ..., dbias += ... (dinp accumulates: it is the residual stream).
+void gpt2k_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                              const float *inp, const float *weight, const float *mean,
+                              const float *rstd, size_t N, size_t C);
+
+// MARK: - GELU (tanh approximation, "gelu_new")
+void gpt2k_gelu_forward(float *out, const float *inp, size_t n);
+/// dinp = gelu'(inp) * dout (dinp may alias dout).
+void gpt2k_gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+// MARK: - Bias / residual
+/// out (N,OC) += bias (OC) [+ residual (N,OC) when residual != NULL].
+void gpt2k_add_bias_residual(float *out, const float *residual, const float *bias, size_t N, size_t OC);
+/// dbias[o] += sum_n dout[n, o] for o in [o0, o1).
+void gpt2k_bias_backward(float *dbias, const float *dout, size_t N, size_t OC, size_t o0, size_t o1);
+/// out = a + b.
+void gpt2k_residual_forward(float *out, const float *a, const float *b, size_t n);
+/// da += dout; db += dout.
+void gpt2k_residual_backward(float *da, float *db, const float *dout, size_t n);
+
+// MARK: - Softmax / cross-entropy over the first V of Vp columns
+/// For each row: lse = logsumexp(logits[0..V)); losses[n] = lse - logits[target] (when targets).
+void gpt2k_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
+                                size_t N, size_t V, size_t Vp);
+/// In place: logits[n, v] <- (softmax - onehot(target)) * dloss for v < V, 0 for V <= v < Vp.
+void gpt2k_crossentropy_softmax_backward(float *logits, const float *lse, const int32_t *targets,
+                                         float dloss, size_t N, size_t V, size_t Vp);
+/// probs (V) = softmax(logits (V) / temperature).
+void gpt2k_softmax(float *probs, const float *logits, size_t V, float temperature);
+
+// MARK: - Attention row helpers (one row block of one head)
+/// S (nr, ld) holds raw scores for query rows row0..row0+nr over keys 0..row0+nr. In place:
+/// P = softmax(scale * S) over the causal prefix j <= row0+i, zero beyond; lse[i] = its log-sum-exp.
+void gpt2k_attn_softmax_rows(float *S, size_t ld, size_t nr, size_t row0, float scale, float *lse);
+/// S (raw scores) -> P = exp(scale*S - lse) (causal, zeros beyond); dP -> dS = P*(dP - D)*scale.
+void gpt2k_attn_backward_rows(float *S, float *dP, size_t ld, size_t nr, size_t row0, float scale,
+                              const float *lse, const float *D);
+/// out[i] = dot(a + i*lda, b + i*ldb, n) for i < nr.
+void gpt2k_rowdot(float *out, const float *a, size_t lda, const float *b, size_t ldb, size_t nr, size_t n);
+
+// MARK: - Reductions and optimizer
+double gpt2k_sumsq(const float *x, size_t n);
+void gpt2k_scale(float *x, float s, size_t n);
+/// torch.optim.AdamW step on a slice with g = grads * grad_scale: p -= lr*wd*p; m,v moments;
+/// p -= lr * (m/bc1) / (sqrt(v/bc2) + eps).
+void gpt2k_adamw(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+                 float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2,
+                 float grad_scale);
+
+// MARK: - Fallback SGEMM (used when no BLAS library can be loaded)
+/// Row-major C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C; op = transpose when trans != 0.
+void gpt2k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+#include "GPT2GEMV.h"
+
+// MARK: - CPU features
+/// 2 = AVX-512 (F, BW, DQ, VL), 1 = AVX2 + FMA, 0 = neither (or not x86-64).
+int gpt2k_cpu_level(void);

@@ -1,0 +1,163 @@
+// One optimizer step, llm.c style: for each micro-step nextBatch → forward → backward (scaled so
+// the accumulated gradient is the full-batch mean), then all-reduce (data parallel), clip, AdamW.
+// Reference: build-nanogpt train_gpt2.py's training loop.
+import Foundation
+
+/// Hyperparameters of a run (saved in checkpoints).
+public struct TrainOptions: Codable, Equatable, Sendable {
+    public var B = 4
+    public var T = 64
+    public var totalBatch = 256
+    public var maxSteps = 100
+    public var maxLR = 6e-4
+    public var minLRFrac = 0.1
+    public var warmupSteps = 10
+    public var weightDecay = 0.1
+    public var gradClip = 1.0
+    public var seed: UInt64 = 1337
+    public var shuffle = false
+    public var overfitBatch = false
+    public init() {}
+
+    public var schedule: LRSchedule {
+        LRSchedule(maxLR: maxLR, minLR: maxLR * minLRFrac, warmupSteps: warmupSteps, maxSteps: maxSteps)
+    }
+}
+
+public struct StepStats: Sendable {
+    public var step: Int
+    public var loss: Float
+    public var lr: Double
+    public var norm: Float
+    public var seconds: Double
+    public var tokens: Int
+    public var tokensPerSecond: Double { Double(tokens) / seconds }
+}
+
+public enum TrainingError: LocalizedError, Equatable {
+    case indivisibleBatch(total: Int, B: Int, T: Int, world: Int)
+    case nonFinite(step: Int, what: String, value: Float)
+
+    public var errorDescription: String? {
+        switch self {
+        case .indivisibleBatch(let total, let B, let T, let w):
+            return "--total-batch \(total) is not divisible by B*T*world = \(B)*\(T)*\(w) = \(B * T * w)"
+        case .nonFinite(let s, let what, let v):
+            return "\(what) is \(v) at step \(s): training stopped before the update (lower --max-lr or check the data)"
+        }
+    }
+}
+
+/// Data-parallel hooks (MPI/NCCL); identity for one process.
+public protocol GradientReducer: AnyObject {
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// Replaces `values` with their mean over all ranks.
+    func averageInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) throws
+}
+
+public final class Trainer {
+    public let model: GPT2
+    public let options: TrainOptions
+    public let train: DataLoader
+    public let val: DataLoader?
+    public let gradAccumSteps: Int
+    public let reducer: GradientReducer?
+    /// Optimizer steps completed.
+    public private(set) var step = 0
+
+    private var inputs: [Int32] = []
+    private var targets: [Int32] = []
+    private var fixedBatch: ([Int32], [Int32])?
+
+    public init(model: GPT2, options: TrainOptions, train: DataLoader, val: DataLoader?, reducer: GradientReducer? = nil) throws {
+        let world = reducer?.worldSize ?? 1
+        let perStep = options.B * options.T * world
+        guard options.totalBatch % perStep == 0, options.totalBatch >= perStep else {
+            throw TrainingError.indivisibleBatch(total: options.totalBatch, B: options.B, T: options.T, world: world)
+        }
+        self.model = model
+        self.options = options
+        self.train = train
+        self.val = val
+        self.reducer = reducer
+        gradAccumSteps = options.totalBatch / perStep
+    }
+
+    /// One optimizer step over `totalBatch` tokens (all ranks together). Throws before updating
+    /// the weights when the loss or the gradient norm is not finite.
+    public func trainStep() throws -> StepStats {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let B = options.B, T = options.T
+        model.zeroGrad()
+        var lossSum: Double = 0
+        for _ in 0..<gradAccumSteps {
+            if options.overfitBatch {
+                if fixedBatch == nil { try train.next(inputs: &inputs, targets: &targets); fixedBatch = (inputs, targets) }
+                (inputs, targets) = fixedBatch!
+            } else {
+                try train.next(inputs: &inputs, targets: &targets)
+            }
+            let loss = model.forward(inputs: inputs, targets: targets, B: B, T: T)
+            lossSum += Double(loss)
+            model.backward(lossScale: 1 / Float(gradAccumSteps))
+        }
+        var loss = Float(lossSum / Double(gradAccumSteps))
+        if let reducer, reducer.worldSize > 1 {
+            try reducer.averageInPlace(model.grads.memory, count: model.grads.count)
+            try withUnsafeMutablePointer(to: &loss) { try reducer.averageInPlace($0, count: 1) }
+        }
+        guard loss.isFinite else { throw TrainingError.nonFinite(step: step, what: "the loss", value: loss) }
+        let norm = model.clipGradients(maxNorm: Float(options.gradClip))
+        guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", value: norm) }
+        let lr = options.schedule(step)
+        model.update(learningRate: Float(lr), weightDecay: Float(options.weightDecay), step: step + 1)
+        step += 1
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        return StepStats(step: step - 1, loss: loss, lr: lr, norm: norm, seconds: seconds,
+                         tokens: options.totalBatch)
+    }
+
+    /// Mean validation loss over `steps` batches from the start of the validation split
+    /// (averaged over ranks when data parallel).
+    public func validationLoss(steps: Int) throws -> Float? {
+        guard let val else { return nil }
+        try val.reset()
+        var sum: Double = 0
+        var x: [Int32] = [], y: [Int32] = []
+        for _ in 0..<steps {
+            try val.next(inputs: &x, targets: &y)
+            sum += Double(model.forward(inputs: x, targets: y, B: val.B, T: val.T))
+        }
+        var loss = Float(sum / Double(steps))
+        if let reducer, reducer.worldSize > 1 {
+            try withUnsafeMutablePointer(to: &loss) { try reducer.averageInPlace($0, count: 1) }
+        }
+        return loss
+    }
+
+    // MARK: - Checkpoint state
+
+    /// Everything besides the tensors that a resumed run needs.
+    public struct State: Codable, Equatable {
+        public var step: Int
+        public var data: DataPosition
+        public var options: TrainOptions
+        public var worldSize: Int
+    }
+
+    /// The state to save; `data` is rank 0's position (rank r reads B·T·r tokens further on).
+    public var state: State {
+        var d = train.state
+        d.position -= options.B * options.T * train.rank
+        return State(step: step, data: d, options: options, worldSize: reducer?.worldSize ?? 1)
+    }
+
+    /// Continues from a checkpoint's state (the model's tensors are restored by the caller).
+    public func restore(_ s: State) throws {
+        step = s.step
+        var d = s.data
+        d.position += options.B * options.T * train.rank
+        try train.restore(d)
+    }
+}

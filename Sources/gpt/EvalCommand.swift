@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import GPT2
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model.",
+        subcommands: [EvalLoss.self])
+}
+
+struct EvalLoss: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loss",
+        abstract: "Mean next-token cross-entropy of a text; prints `loss <value>`.",
+        discussion: "The text is encoded as one sequence (no <|endoftext|> added) and scored in consecutive windows of the model's context.")
+
+    @Option(help: "Model: an HF GPT-2 directory, an llm.c .bin, our checkpoint, or a preset.")
+    var model: String
+
+    @Option(help: "UTF-8 text file.")
+    var text: String
+
+    func run() throws {
+        let gpt = try resolveModel(model)
+        let (fd, name) = try openInput(text)
+        defer { if fd != 0 { close(fd) } }
+        var ids: [Int32] = []
+        try GPT2Tokenizer.gpt2.encodeStream(fd: fd, path: name) { ids += $0 }
+        guard ids.count >= 2 else { throw CLIError("'\(text)' has \(ids.count) token(s); need at least 2 to score") }
+        let loss = windowedLoss(gpt, ids)
+        print("tokens \(ids.count) predictions \(ids.count - 1)")
+        print("loss \(loss)")
+    }
+}
+
+/// Mean cross-entropy of predicting ids[1...] from the ids before them, in consecutive
+/// non-overlapping windows of at most the model's context.
+func windowedLoss(_ gpt: GPT2, _ ids: [Int32]) -> Double {
+    let T = gpt.config.maxSeqLen
+    var total = 0.0
+    var count = 0
+    var start = 0
+    while start < ids.count - 1 {
+        let n = min(T, ids.count - 1 - start)
+        let inputs = Array(ids[start..<start + n]), targets = Array(ids[start + 1...start + n])
+        let mean = gpt.forward(inputs: inputs, targets: targets, B: 1, T: n)
+        total += Double(mean) * Double(n)
+        count += n
+        start += n
+    }
+    return total / Double(count)
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import GPT2
+
+extension ShardFormat: ExpressibleByArgument {}
+extension InputFormat: ExpressibleByArgument {}
+
+struct Prepare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Tokenize text into training shards (build-nanogpt's fineweb.py / llm.c's data scripts).",
+        discussion: """
+        INPUT: plain-text files (one document each), JSONL files with a "text" field (FineWeb-Edu, \
+        OpenWebText exports), directories of them, or - for stdin. Every document starts with \
+        <|endoftext|> (50256). Shards: PREFIX_val_000000 first, then PREFIX_train_000001, ... \
+        as uint16 .npy (numpy 1.0) or llm.c .bin. Output is identical for any --threads.
+
+        --shakespeare writes the corpus embedded in gpt: the last ~10% (cut at a line break) is \
+        shakespeare_val_000000, the first ~90% shakespeare_train_000001.
+        """)
+
+    @Argument(help: "Input files or directories ('-' for stdin).")
+    var inputs: [String] = []
+
+    @Flag(help: "Prepare the embedded Shakespeare corpus instead of INPUTs.")
+    var shakespeare = false
+
+    @Option(name: [.short, .long], help: "Output directory (created if needed).")
+    var output: String
+
+    @Option(help: "Shard name prefix (fineweb.py: edufineweb).")
+    var name: String?
+
+    @Option(help: "Tokens per shard (fineweb.py: 100M).")
+    var shardTokens: Int = 100_000_000
+
+    @Option(help: "Tokens in the validation shard (default: a whole first shard, as fineweb.py).")
+    var valTokens: Int?
+
+    @Option(help: "Shard format: npy (build-nanogpt) or bin (llm.c).")
+    var format: ShardFormat = .npy
+
+    @Option(help: "Tokenizer threads (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Format of stdin ('-'): text or jsonl.")
+    var stdinFormat: InputFormat = .text
+
+    @Flag(help: "Replace existing shards with the same name.")
+    var overwrite = false
+
+    func validate() throws {
+        if shakespeare && !inputs.isEmpty { throw ValidationError("give either --shakespeare or INPUTs, not both") }
+        if !shakespeare && inputs.isEmpty { throw ValidationError("give INPUT files/directories, '-' for stdin, or --shakespeare") }
+        guard shardTokens >= 1 else { throw ValidationError("--shard-tokens must be positive") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let v = valTokens, v < 0 { throw ValidationError("--val-tokens must not be negative") }
+    }
+
+    func run() throws {
+        let progress = ProgressLine()
+        let report: (PrepareProgress) -> Void = { p in
+            progress.update(String(format: "%.1f MB read, %d docs, %d tokens, %d shards | %.1f MB/s, %.0f tok/s",
+                                   Double(p.bytesRead) / 1e6, p.documents, p.tokens, p.shardsWritten,
+                                   p.megabytesPerSecond, p.tokensPerSecond))
+        }
+        let summary: PrepareSummary
+        if shakespeare {
+            summary = try DatasetPreparer.prepareShakespeare(outputDirectory: output, format: format, threads: threads, progress: report)
+        } else {
+            summary = try DatasetPreparer.prepare(inputs: inputs, outputDirectory: output, name: name ?? "data",
+                                                  shardTokens: shardTokens, valTokens: valTokens, format: format,
+                                                  threads: threads, stdinFormat: stdinFormat, overwrite: overwrite,
+                                                  progress: report)
+        }
+        progress.finish()
+        for s in summary.shards { print("wrote \(s)") }
+        if summary.shards.count == 1 && summary.valTokens > 0 {
+            print("note: the input fits in one shard, which became the val shard (as fineweb.py); use --val-tokens N or a smaller --shard-tokens to get train shards")
+        }
+        print(String(format: "%d documents, %d tokens (%d val) in %d shards, %.1f MB in %.2f s",
+                     summary.documents, summary.tokens, summary.valTokens, summary.shards.count,
+                     Double(summary.bytesRead) / 1e6, summary.elapsed))
+    }
+}
+
+/// A status line on stderr, rewritten in place on a terminal (at most a few times a second),
+/// plain lines otherwise.
+final class ProgressLine {
+    private var last: UInt64 = 0
+    private let tty = isatty(2) != 0
+    private var shown = false
+
+    func update(_ text: String, force: Bool = false) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard force || now - last > (tty ? 200_000_000 : 5_000_000_000) else { return }
+        last = now
+        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + text : text + "\n").utf8))
+        shown = true
+    }
+
+    func finish() {
+        if tty && shown { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import GPT2
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text from a prompt (KV cache; all samples decoded as one batch).",
+        discussion: "Top-k then temperature sampling; --temperature 0 is greedy, as transformers' generate(do_sample=False).")
+
+    @Option(help: "Model: an HF GPT-2 directory, an llm.c .bin, our checkpoint, or a preset (random weights).")
+    var model: String
+
+    @Option(help: "Prompt text.")
+    var prompt: String = "Hello, I'm a language model,"
+
+    @Option(help: "Number of samples.")
+    var numSamples: Int = 5
+
+    @Option(help: "New tokens per sample.")
+    var maxTokens: Int = 30
+
+    @Option(help: "Sample from the k most likely tokens (0: all).")
+    var topK: Int = 50
+
+    @Option(help: "Softmax temperature; 0 means greedy.")
+    var temperature: Float = 1.0
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 42
+
+    @Flag(help: "Print each sample's new token ids (space-separated, one line per sample) instead of text.")
+    var ids = false
+
+    func validate() throws {
+        guard numSamples >= 1 else { throw ValidationError("--num-samples must be at least 1") }
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
+        guard topK >= 0 else { throw ValidationError("--top-k must not be negative") }
+        guard temperature >= 0 && temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
+    }
+
+    func run() throws {
+        let gpt = try resolveModel(model)
+        let tok = GPT2Tokenizer.gpt2
+        let promptIds = tok.encode(prompt)
+        guard !promptIds.isEmpty else { throw ValidationError("--prompt is empty") }
+        guard promptIds.count < gpt.config.maxSeqLen else {
+            throw ValidationError("the prompt has \(promptIds.count) tokens; the model's context is \(gpt.config.maxSeqLen)")
+        }
+        let total = min(gpt.config.maxSeqLen, promptIds.count + maxTokens)
+        let generator = Generator(model: gpt, samples: numSamples, maxLength: total)
+        let samples = generator.generate(prompt: promptIds, maxNewTokens: maxTokens,
+                                         sampler: Sampler(topK: topK, temperature: temperature), seed: seed)
+        for s in samples {
+            if ids {
+                print(s.map(String.init).joined(separator: " "))
+            } else {
+                print("> " + (try tok.decode(promptIds + s)))
+            }
+        }
+    }
+}

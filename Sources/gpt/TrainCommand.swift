@@ -1,0 +1,304 @@
+import ArgumentParser
+import Foundation
+import GPT2
+
+/// Set by SIGINT/SIGTERM; the loop finishes the current step, checkpoints and exits 0.
+nonisolated(unsafe) var stopSignal: Int32 = 0
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a GPT-2 (build-nanogpt's recipe). With no arguments: a small GPT on the embedded Shakespeare.",
+        discussion: """
+        With --data DIR of FineWeb-Edu shards the defaults reproduce build-nanogpt's 124M run \
+        (total batch 524,288 tokens, max-lr 6e-4, min 10%, warmup 715, 19,073 steps, weight decay \
+        0.1, clip 1.0). With no --data, the embedded Shakespeare is prepared into data/shakespeare \
+        and a 4-layer, 256-wide GPT is trained for 500 steps (about 10 minutes on 2 CPU cores).
+        RUN_DIR gets log.txt (build-nanogpt's format), metrics.jsonl, checkpoints and loss.svg.
+        Ctrl-C finishes the current step, writes a checkpoint and exits; --resume continues it.
+        """)
+
+    @Option(help: "Directory of *_train_*/*_val_* shards (.npy or .bin). Default: the embedded Shakespeare.")
+    var data: String?
+
+    @Option(help: "Model preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, dN) for random init.")
+    var model: String?
+
+    @Option(help: "Start from weights: HF directory, llm.c .bin or checkpoint (replaces --model).")
+    var `init`: String?
+
+    @Option(help: "Layers (with --heads/--embd: an explicit shape instead of a preset).")
+    var layers: Int?
+    @Option(help: "Attention heads.")
+    var heads: Int?
+    @Option(help: "Channels (embedding width).")
+    var embd: Int?
+    @Option(help: "Context length of a new model.")
+    var seq: Int?
+
+    @Option(name: .customShort("B"), help: "Micro-batch size (llm.c -b).")
+    var batch: Int?
+    @Option(name: .customShort("T"), help: "Sequence length (llm.c -t).")
+    var seqLen: Int?
+    @Option(help: "Tokens per optimizer step, all ranks and micro-steps (llm.c -d).")
+    var totalBatch: Int?
+    @Option(help: "Optimizer steps (llm.c -x).")
+    var maxSteps: Int?
+    @Option(help: "Peak learning rate (llm.c -l).")
+    var maxLr: Double?
+    @Option(help: "Final learning rate as a fraction of --max-lr (llm.c -q).")
+    var minLrFrac: Double?
+    @Option(help: "Linear warmup steps (llm.c -u).")
+    var warmupSteps: Int?
+    @Option(help: "AdamW weight decay on 2-D tensors (llm.c -c).")
+    var weightDecay: Double?
+    @Option(help: "Gradient clipping by global norm.")
+    var gradClip: Double?
+    @Option(help: "Validation every N steps (llm.c -v).")
+    var valEvery: Int?
+    @Option(help: "Validation batches (llm.c -m).")
+    var valSteps: Int?
+    @Option(help: "Samples every N steps (llm.c -s).")
+    var sampleEvery: Int?
+    @Option(help: "Prompt for samples.")
+    var samplePrompt: String?
+    @Option(help: "Checkpoint every N steps (llm.c -n); one is always written at the end.")
+    var checkpointEvery: Int?
+    @Option(help: "Keep the newest K checkpoints.")
+    var keepCheckpoints: Int = 2
+    @Option(help: "Run directory (default: runs/<date-time>; with --resume: the newest under runs/).")
+    var out: String?
+    @Flag(help: "Continue from the newest checkpoint in the run directory.")
+    var resume = false
+    @Option(help: "Random seed (initialisation, shuffling).")
+    var seed: UInt64 = 1337
+    @Flag(help: "Permute shards and documents every epoch (avoids build-nanogpt's periodic loss).")
+    var shuffle = false
+    @Option(help: "Device: auto or cpu (CUDA is not built yet).")
+    var device: DeviceKind = .auto
+    @Flag(help: "Train on one batch over and over (a sanity check: the loss should go to ~0).")
+    var overfitBatch = false
+
+    enum DeviceKind: String, ExpressibleByArgument, CaseIterable { case auto, cpu }
+
+    /// The embedded default: small enough for ~10 minutes on 2 cores, big enough to learn words.
+    var embedded: Bool { data == nil }
+
+    func validate() throws {
+        if model != nil && `init` != nil { throw ValidationError("give --model or --init, not both") }
+        if (layers != nil || heads != nil || embd != nil) && (layers == nil || heads == nil || embd == nil) {
+            throw ValidationError("--layers, --heads and --embd go together")
+        }
+        for (name, v) in [("-B", batch), ("-T", seqLen), ("--total-batch", totalBatch), ("--max-steps", maxSteps),
+                          ("--val-every", valEvery), ("--val-steps", valSteps), ("--sample-every", sampleEvery),
+                          ("--checkpoint-every", checkpointEvery)] {
+            if let v, v < 1 { throw ValidationError("\(name) must be at least 1") }
+        }
+        if keepCheckpoints < 1 { throw ValidationError("--keep-checkpoints must be at least 1") }
+    }
+
+    func run() throws {
+        let dataDir = try prepareDataIfNeeded()
+        let runDir = try resolveRunDirectory()
+        let latest = resume ? try newestCheckpoint(in: runDir) : nil
+        if resume && latest == nil { print("no checkpoint in \(runDir): starting a new run there") }
+
+        // Model and options: a checkpoint's own options win on resume (bit-identical continuation).
+        let gpt: GPT2
+        var opts = defaultOptions()
+        var restoredState: Trainer.State?
+        if let latest {
+            let (m, meta) = try loadCheckpoint(path: latest)
+            guard let json = meta["trainer"], let state = try? JSONDecoder().decode(Trainer.State.self, from: Data(json.utf8)) else {
+                throw CLIError("'\(latest)' has no trainer state; it is not a training checkpoint")
+            }
+            if let requested = try requestedConfig(), requested != m.config {
+                throw CLIError("'\(latest)' holds a model of another shape (\(describe(m.config))) than requested (\(describe(requested)))")
+            }
+            gpt = m
+            opts = state.options
+            if let maxSteps { opts.maxSteps = maxSteps }
+            restoredState = state
+            print("resuming from \(latest) at step \(state.step)")
+        } else if let path = `init` {
+            gpt = try loadModel(path: path)
+        } else {
+            gpt = GPT2(config: try requestedConfig() ?? GPT2Config.preset("gpt2")!)
+            gpt.initializeRandom(seed: seed)
+        }
+        let c = gpt.config
+        guard opts.T <= c.maxSeqLen else { throw ValidationError("-T \(opts.T) exceeds the model's context of \(c.maxSeqLen)") }
+
+        let trainLoader = try DataLoader(directory: dataDir, split: .train, B: opts.B, T: opts.T, shuffle: opts.shuffle, seed: opts.seed)
+        let valLoader = try? DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T)
+        let trainer = try Trainer(model: gpt, options: opts, train: trainLoader, val: valLoader)
+        if let restoredState { try trainer.restore(restoredState) }
+        let log = try RunLog(directory: runDir, truncate: restoredState == nil)
+
+        let valEvery = self.valEvery ?? (embedded ? 50 : 250)
+        let valSteps = self.valSteps ?? (embedded ? 8 : 20)
+        let sampleEvery = self.sampleEvery ?? (embedded ? 100 : 250)
+        let checkpointEvery = self.checkpointEvery ?? (embedded ? 250 : 5000)
+        let prompt = samplePrompt ?? (embedded ? "ROMEO:" : "Hello, I'm a language model,")
+
+        print("model: \(describe(c)); \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threadCount) threads")
+        if let notice = BLAS.notice { print(notice) }
+        print("data: \(dataDir) (\(trainLoader.paths.count) train shard(s), \(valLoader == nil ? "no" : "\(valLoader!.paths.count)") val)")
+        print("batch: B=\(opts.B) T=\(opts.T), total \(opts.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(opts.maxSteps); lr \(opts.maxLR) → \(opts.maxLR * opts.minLRFrac), warmup \(opts.warmupSteps)")
+        print("run directory: \(runDir)")
+
+        signal(SIGINT) { _ in stopSignal = 1 }
+        signal(SIGTERM) { _ in stopSignal = 1 }
+        var lastCheckpoint: String? = latest
+        func checkpoint() throws {
+            let path = runDir + "/" + String(format: "checkpoint_%06d.safetensors", trainer.step)
+            let state = String(decoding: try JSONEncoder().encode(trainer.state), as: UTF8.self)
+            try saveCheckpoint(gpt, includeOptimizer: true, metadata: ["trainer": state], to: path)
+            lastCheckpoint = path
+            print("checkpoint: \(path)")
+            let all = try checkpoints(in: runDir)
+            for old in all.dropLast(keepCheckpoints) { try? FileManager.default.removeItem(atPath: old) }
+        }
+
+        while trainer.step < opts.maxSteps {
+            let step = trainer.step
+            let last = step == opts.maxSteps - 1
+            if valLoader != nil && (step % valEvery == 0 || last), let v = try trainer.validationLoss(steps: valSteps) {
+                print(String(format: "validation loss: %.4f", v))
+                try log.record(step: step, kind: "val", value: Double(v))
+            }
+            if step > 0 && (step % sampleEvery == 0 || last) {
+                printSamples(gpt, prompt: prompt)
+            }
+            let s: StepStats
+            do {
+                s = try trainer.trainStep()
+            } catch let e as TrainingError {
+                throw CLIError("\(e.localizedDescription); last good checkpoint: \(lastCheckpoint ?? "none")")
+            }
+            print(String(format: "step %5d | loss: %.6f | lr %.4e | norm: %.4f | dt: %.2fms | tok/sec: %.2f",
+                         s.step, s.loss, s.lr, s.norm, s.seconds * 1000, s.tokensPerSecond))
+            try log.record(step: s.step, kind: "train", value: Double(s.loss),
+                           fields: ["lr": s.lr, "norm": Double(s.norm), "ms": s.seconds * 1000, "tok_per_sec": s.tokensPerSecond])
+            if stopSignal != 0 {
+                print("interrupted: saving a checkpoint; continue with --resume --out \(runDir)")
+                try checkpoint()
+                try writePlot(runDir)
+                return
+            }
+            if trainer.step % checkpointEvery == 0 || trainer.step == opts.maxSteps { try checkpoint() }
+        }
+        try writePlot(runDir)
+    }
+
+    // MARK: - Set-up
+
+    func defaultOptions() -> TrainOptions {
+        var o = TrainOptions()
+        if embedded {
+            o.B = batch ?? 8; o.T = seqLen ?? 128
+            o.totalBatch = totalBatch ?? o.B * o.T
+            o.maxSteps = maxSteps ?? 500
+            o.maxLR = maxLr ?? 1e-3
+            o.warmupSteps = warmupSteps ?? 30
+        } else {
+            // build-nanogpt: B=64 T=1024 on a GPU; on CPU a micro-batch that fits in memory.
+            o.B = batch ?? 4; o.T = seqLen ?? 1024
+            o.totalBatch = totalBatch ?? 524_288
+            o.maxSteps = maxSteps ?? 19_073
+            o.maxLR = maxLr ?? 6e-4
+            o.warmupSteps = warmupSteps ?? 715
+        }
+        o.minLRFrac = minLrFrac ?? 0.1
+        o.weightDecay = weightDecay ?? 0.1
+        o.gradClip = gradClip ?? 1.0
+        o.seed = seed
+        o.shuffle = shuffle
+        o.overfitBatch = overfitBatch
+        return o
+    }
+
+    /// The model shape asked for on the command line (nil: none given).
+    func requestedConfig() throws -> GPT2Config? {
+        if let layers, let heads, let embd {
+            let c = GPT2Config(maxSeqLen: seq ?? 1024, numLayers: layers, numHeads: heads, channels: embd)
+            if let problem = c.validationError { throw ValidationError(problem) }
+            return c
+        }
+        if let model {
+            guard var c = GPT2Config.preset(model) else {
+                throw ValidationError("unknown --model '\(model)'; presets: \(GPT2Config.presetNames.joined(separator: ", "))")
+            }
+            if let seq { c.maxSeqLen = seq }
+            return c
+        }
+        if embedded && `init` == nil && !resume {
+            return GPT2Config(maxSeqLen: seq ?? 256, numLayers: 4, numHeads: 4, channels: 256)
+        }
+        return nil
+    }
+
+    /// The data directory; for the embedded default, data/shakespeare, prepared on first use.
+    func prepareDataIfNeeded() throws -> String {
+        if let data {
+            guard FileManager.default.fileExists(atPath: data) else { throw CLIError("data directory '\(data)' does not exist") }
+            return data
+        }
+        let dir = "data/shakespeare"
+        if (try? TokenShard.list(directory: dir, split: .train))?.isEmpty ?? true {
+            print("preparing the embedded Shakespeare corpus into \(dir)")
+            _ = try DatasetPreparer.prepareShakespeare(outputDirectory: dir)
+        }
+        return dir
+    }
+
+    func resolveRunDirectory() throws -> String {
+        var dir = out
+        if dir == nil && resume {
+            let runs = (try? FileManager.default.contentsOfDirectory(atPath: "runs"))?.sorted() ?? []
+            if let newest = runs.last { dir = "runs/" + newest }
+        }
+        if dir == nil {
+            let f = DateFormatter()
+            f.dateFormat = "yyyyMMdd-HHmmss"
+            dir = "runs/" + f.string(from: Date())
+        }
+        let path = dir!
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError("cannot create run directory '\(path)': \(error.localizedDescription)")
+        }
+        guard access(path, W_OK) == 0 else { throw CLIError("run directory '\(path)' is not writable") }
+        if !resume, let existing = try checkpoints(in: path).last {
+            throw CLIError("'\(path)' already holds checkpoints (\(existing)); pass --resume to continue or choose another --out")
+        }
+        return path
+    }
+
+    func checkpoints(in dir: String) throws -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+            .filter { $0.hasPrefix("checkpoint_") && $0.hasSuffix(".safetensors") }.sorted().map { dir + "/" + $0 }
+    }
+
+    func newestCheckpoint(in dir: String) throws -> String? { try checkpoints(in: dir).last }
+
+    func printSamples(_ gpt: GPT2, prompt: String) {
+        let tok = GPT2Tokenizer.gpt2
+        let ids = tok.encode(prompt)
+        let total = min(gpt.config.maxSeqLen, ids.count + 32)
+        guard ids.count < total else { return }
+        // Its own RNG (fixed seed, like build-nanogpt's sample_rng): sampling never changes training.
+        let samples = Generator(model: gpt, samples: 4, maxLength: total)
+            .generate(prompt: ids, maxNewTokens: total - ids.count, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
+        for (i, s) in samples.enumerated() {
+            print("sample \(i): \((try? tok.decode(ids + s)) ?? "")")
+        }
+    }
+
+    func writePlot(_ runDir: String) throws {
+        let series = try RunLog.read(path: runDir + "/log.txt")
+        let svg = SVGPlot.render(series, title: "GPT-2 training: \(runDir)")
+        try Data(svg.utf8).write(to: URL(fileURLWithPath: runDir + "/loss.svg"), options: .atomic)
+        print("plot: \(runDir)/loss.svg")
+    }
+}
