@@ -14,7 +14,7 @@ final class ModelFidelityTests: XCTestCase {
         let c = model.config
         XCTAssertEqual(c, GPT2Config(maxSeqLen: 64, vocabSize: 96, paddedVocabSize: 128, numLayers: 2, numHeads: 4, channels: 64))
         let ref = try SafeTensorsFile(path: dir + "/reference.safetensors")
-        let B = Int(ref.metadata["B"]!)!, T = Int(ref.metadata["T"]!)!
+        let shape = try ref.info("inputs").shape, B = shape[0], T = shape[1]
         let inputs = try int32Tensor(ref, "inputs"), targets = try int32Tensor(ref, "targets")
         var summary: [String] = []
 
@@ -88,7 +88,7 @@ final class ModelFidelityTests: XCTestCase {
         XCTAssertEqual(c.vocabSize, 50257)
         XCTAssertEqual(c.paddedVocabSize, 50304)
         let ref = try SafeTensorsFile(path: dir + "/reference.safetensors")
-        let B = Int(ref.metadata["B"]!)!, T = Int(ref.metadata["T"]!)!
+        let shape = try ref.info("inputs").shape, B = shape[0], T = shape[1]
         let inputs = try int32Tensor(ref, "inputs"), targets = try int32Tensor(ref, "targets")
         let loss = model.forward(inputs: inputs, targets: targets, B: B, T: T)
         var logits: [Float] = []

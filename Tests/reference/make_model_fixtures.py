@@ -29,6 +29,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 torch.set_num_threads(1)
 torch.use_deterministic_algorithms(True)
 
+# One metadata key only: safetensors writes a multi-key metadata map in random order.
+META = {"generator": f"make_model_fixtures.py, transformers {__import__('transformers').__version__}, torch {torch.__version__}"}
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fixtures", "model")
 
 
@@ -98,8 +100,7 @@ def tiny_fixture():
     for name, p in model.named_parameters():
         ref["adamw." + name] = p.detach().clone()
     save_file({k: v.contiguous() for k, v in ref.items()}, os.path.join(out, "reference.safetensors"),
-              metadata={"B": str(B), "T": str(T), "transformers": __import__("transformers").__version__,
-                        "torch": torch.__version__})
+              metadata=META)
     print(f"tiny_v96: loss {ref['loss'].item():.6f}, step norms {norms}")
 
 
@@ -130,7 +131,7 @@ def hub_fixture():
         logits, loss = loss_fn(model, inputs, targets)
     save_file({"inputs": inputs.to(torch.int32), "targets": targets.to(torch.int32),
                "logits": logits.contiguous(), "loss": loss.reshape(1)},
-              os.path.join(out, "reference.safetensors"), metadata={"B": str(B), "T": str(T)})
+              os.path.join(out, "reference.safetensors"), metadata=META)
     print(f"hub_v50257_bf16: loss {loss.item():.6f}")
 
 
@@ -139,7 +140,7 @@ def dtype_fixture():
     save_file({"f32": x.float(), "f16": x.half(), "bf16": x.bfloat16(),
                "f16_as_f32": x.half().float(), "bf16_as_f32": x.bfloat16().float(),
                "i64": torch.arange(4, dtype=torch.int64)},
-              os.path.join(ROOT, "dtypes.safetensors"), metadata={"purpose": "dtype conversion test"})
+              os.path.join(ROOT, "dtypes.safetensors"), metadata=META)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,6 @@ func hfConfigJSON(_ c: GPT2Config) -> String {
         ("scale_attn_weights", "true"),
         ("summary_first_dropout", "0.0"),
         ("tie_word_embeddings", "true"),
-        ("torch_dtype", "\"float32\""),
         ("use_cache", "true"),
         ("vocab_size", "\(c.vocabSize)"),
     ]

@@ -42,7 +42,9 @@ public final class GPT2: @unchecked Sendable {
         params = ParameterTensors(config: config)
     }
 
-    /// Gradients, same layout as `params` (allocated, zeroed, on first use).
+    /// Gradients, same layout as `params` (allocated, zeroed, on first use). `zeroGrad` and
+    /// `clipGradients` are applied lazily, when this property is read: read it again after them
+    /// rather than keeping an old reference.
     public var grads: ParameterTensors {
         let g = gradStorage
         if gradsZeroPending {
