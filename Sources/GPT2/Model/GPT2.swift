@@ -85,7 +85,6 @@ public final class GPT2: @unchecked Sendable {
     /// residual projections (attprojw, fcprojw) N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weight 1
     /// and bias 0; padded `wte` rows stay 0. Deterministic for a given seed.
     public func initializeRandom(seed: UInt64) {
-        var rng = NormalRNG(seed: seed)
         let residualStd = 0.02 / Float(2 * config.numLayers).squareRoot()
         for name in ParameterName.allCases {
             let p = params.pointer(name), n = params.count(name)
@@ -94,13 +93,19 @@ public final class GPT2: @unchecked Sendable {
                 p.update(repeating: 1, count: n)
             case .ln1b, .ln2b, .lnfb, .qkvb, .attprojb, .fcb, .fcprojb:
                 p.update(repeating: 0, count: n)
-            case .wte:
-                let real = config.vocabSize * config.channels
-                for i in 0..<real { p[i] = 0.02 * rng.next() }
-                (p + real).update(repeating: 0, count: n - real)
             default:
+                let real = name == .wte ? config.vocabSize * config.channels : n
                 let std: Float = name.isResidualProjection ? residualStd : 0.02
-                for i in 0..<n { p[i] = std * rng.next() }
+                (p + real).update(repeating: 0, count: n - real)   // padded wte rows
+                // Fixed-size chunks, each with its own stream: the result depends only on the
+                // seed, not on the thread count.
+                let chunk = 1 << 16, chunks = (real + chunk - 1) / chunk
+                Parallel.forEach(min(Parallel.threadCount, chunks)) { tid in
+                    for c in stride(from: tid, to: chunks, by: Parallel.threadCount) {
+                        var rng = NormalRNG(seed: seed &+ UInt64(name.rawValue) << 40 &+ UInt64(c) &* 0x9E37_79B9)
+                        for i in c * chunk..<min(real, (c + 1) * chunk) { p[i] = std * rng.next() }
+                    }
+                }
             }
         }
     }
