@@ -17,9 +17,8 @@ final class ModelSafeTensorsTests: XCTestCase {
         let a: [Float] = [0, 1, 2, 3, 4, 5], b: [Float] = [10, 11, 12, 13]
         try a.withUnsafeBufferPointer { pa in
             try b.withUnsafeBufferPointer { pb in
-                try SafeTensorsWriter.write(path: path, tensors: [.init(name: "a", shape: [2, 3], data: pa),
-                                                                  .init(name: "b", shape: [4], data: pb)],
-                                            metadata: ["step": "7"])
+                try writeSafeTensors([.init(name: "a", shape: [2, 3], data: pa), .init(name: "b", shape: [4], data: pb)],
+                                     metadata: ["step": "7"], to: path)
             }
         }
         return path
@@ -150,8 +149,8 @@ final class ModelSafeTensorsTests: XCTestCase {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: t.2.count); _ = b.initialize(from: t.2); return b
         }
         defer { buffers.forEach { $0.deallocate() } }
-        try SafeTensorsWriter.write(path: out.appendingPathComponent("model.safetensors").path,
-                                    tensors: zip(kept, buffers).map { .init(name: $0.0, shape: $0.1, data: UnsafeBufferPointer($1)) })
+        try writeSafeTensors(zip(kept, buffers).map { .init(name: $0.0, shape: $0.1, data: UnsafeBufferPointer($1)) },
+                             to: out.appendingPathComponent("model.safetensors").path)
         return out
     }
 

@@ -21,7 +21,6 @@ public enum SafeTensorsError: LocalizedError, Equatable {
     case overlappingData(path: String, tensor: String, other: String)
     case missingTensor(path: String, tensor: String)
     case shapeMismatch(path: String, tensor: String, found: [Int], expected: [Int])
-    case cannotWrite(path: String, reason: String)
 
     public var errorDescription: String? {
         switch self {
@@ -45,8 +44,6 @@ public enum SafeTensorsError: LocalizedError, Equatable {
             return "tensor '\(tensor)' not found in '\(path)'"
         case .shapeMismatch(let path, let tensor, let found, let expected):
             return "tensor '\(tensor)' in '\(path)' has shape \(found), expected \(expected); the file belongs to a different model configuration"
-        case .cannotWrite(let path, let reason):
-            return "cannot write safetensors file '\(path)': \(reason)"
         }
     }
 }
@@ -262,74 +259,4 @@ func halfToFloat(_ h: UInt16) -> Float {
     }
     if exp == 31 { return Float(bitPattern: sign | 0x7F80_0000 | (mant << 13)) }
     return Float(bitPattern: sign | UInt32(exp - 15 + 127) << 23 | (mant << 13))
-}
-
-// MARK: - Writing
-
-/// Writes float32 safetensors files (a minimal writer for tests and fixtures; the full writer
-/// with BF16 and fsync is `writeSafeTensors` in SafeTensorsWriter.swift).
-enum SafeTensorsWriter {
-    /// A tensor to write: its name, shape and float32 values (count = product of shape).
-    struct Tensor {
-        let name: String
-        let shape: [Int]
-        let data: UnsafeBufferPointer<Float>
-        init(name: String, shape: [Int], data: UnsafeBufferPointer<Float>) {
-            precondition(shape.reduce(1, *) == data.count, "SafeTensorsWriter: \(name) has \(data.count) values for shape \(shape)")
-            self.name = name
-            self.shape = shape
-            self.data = data
-        }
-    }
-
-    /// Writes `tensors` (F32, in the given order) and `metadata` to `path` atomically
-    /// (a temporary file renamed into place).
-    static func write(path: String, tensors: [Tensor], metadata: [String: String] = [:]) throws {
-        var entries: [String] = []
-        if !metadata.isEmpty {
-            let md = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }
-            entries.append("\"__metadata__\":{\(md.joined(separator: ","))}")
-        }
-        var offset = 0
-        for t in tensors {
-            let bytes = t.data.count * 4
-            entries.append("\(jsonString(t.name)):{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}")
-            offset += bytes
-        }
-        var header = Array("{\(entries.joined(separator: ","))}".utf8)
-        while (8 + header.count) % 8 != 0 { header.append(0x20) }   // pad with spaces: data 8-byte aligned
-        let tmp = path + ".tmp"
-        guard let f = fopen(tmp, "wb") else {
-            throw SafeTensorsError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
-        }
-        var ok = true
-        var n = UInt64(header.count).littleEndian
-        ok = ok && fwrite(&n, 8, 1, f) == 1
-        ok = ok && header.withUnsafeBytes { fwrite($0.baseAddress!, 1, $0.count, f) == $0.count }
-        for t in tensors where ok && t.data.count > 0 {
-            ok = fwrite(t.data.baseAddress!, 4, t.data.count, f) == t.data.count   // little-endian hosts only
-        }
-        ok = (fclose(f) == 0) && ok
-        if !ok || rename(tmp, path) != 0 {
-            let reason = String(cString: strerror(errno))
-            unlink(tmp)
-            throw SafeTensorsError.cannotWrite(path: path, reason: reason)
-        }
-    }
-
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
-    }
 }

@@ -148,7 +148,7 @@ public final class GPT2Tokenizer: @unchecked Sendable {
         let results = UnsafeMutablePointer<[Int32]>.allocate(capacity: chunks)
         results.initialize(repeating: [], count: chunks)
         defer { results.deinitialize(count: chunks); results.deallocate() }
-        let box = UnsafeSendable((text, results, cuts))
+        let box = UncheckedSendable(value: (text, results, cuts))
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
             let (text, results, cuts) = box.value
             var ids: [Int32] = []
@@ -192,13 +192,6 @@ public final class GPT2Tokenizer: @unchecked Sendable {
     public func tokenBytes(_ id: Int32) -> ArraySlice<UInt8> {
         idBytes[idBytesOffset[Int(id)]..<idBytesOffset[Int(id) + 1]]
     }
-}
-
-/// Moves values that are safe by construction (raw pointers used on disjoint ranges) into
-/// `@Sendable` closures.
-struct UnsafeSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// Encoding state of one thread: a cache of multi-token pieces and merge scratch space.
