@@ -42,11 +42,12 @@ struct Encode: ParsableCommand {
         defer { if fd != 0 { close(fd) } }
         if let output {
             if format == .u16 && tok.vocabSize > 65536 { throw ValidationError("vocabulary of \(tok.vocabSize) does not fit u16; use --format u32") }
-            try AtomicFile.write(to: output) { out in
+            try AtomicOutputFile.write(to: output) { out in
                 try tok.encodeStream(fd: fd, path: name, allowSpecial: allowSpecial, threads: threads) { ids in
+                    if ids.isEmpty { return }
                     switch format {
-                    case .u16: try out.write(ids.flatMap { id -> [UInt8] in let v = UInt16(id); return [UInt8(v & 0xFF), UInt8(v >> 8)] })
-                    case .u32: try out.write(ids.flatMap { id -> [UInt8] in let v = UInt32(id); return (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } })
+                    case .u16: try ids.map { UInt16(truncatingIfNeeded: $0).littleEndian }.withUnsafeBytes { try out.write($0.baseAddress!, count: $0.count) }
+                    case .u32: try ids.map { UInt32(bitPattern: $0).littleEndian }.withUnsafeBytes { try out.write($0.baseAddress!, count: $0.count) }
                     }
                 }
             }

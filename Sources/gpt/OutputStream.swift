@@ -56,26 +56,3 @@ final class FDWriter {
         buffer.removeAll(keepingCapacity: true)
     }
 }
-
-/// Writes a file under a temporary name in the same directory, fsyncs, then renames it into
-/// place, so an interrupted run never leaves a partial file under the final name.
-enum AtomicFile {
-    static func write(to path: String, _ body: (FDWriter) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())").path
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
-        do {
-            let out = FDWriter(fd: fd, path: path)
-            try body(out)
-            try out.flush()
-            if fsync(fd) != 0 { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
-            close(fd)
-            if rename(tmp, path) != 0 { throw WriteError(path: path, reason: String(cString: strerror(errno))) }
-        } catch {
-            close(fd)
-            unlink(tmp)
-            throw error
-        }
-    }
-}

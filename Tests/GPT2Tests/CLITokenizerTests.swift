@@ -37,6 +37,10 @@ final class CLITokenizerTests: XCTestCase {
         XCTAssertEqual(try runGPT(["encode", file.path, "--output", out32.path, "--format", "u32"]).status, 0)
         XCTAssertEqual([UInt8](try Data(contentsOf: out16)), [0x88, 0x3C, 11, 0, 58, 1, 77, 4])  // 15496 11 314 1101
         XCTAssertEqual([UInt8](try Data(contentsOf: out32)), [0x88, 0x3C, 0, 0, 11, 0, 0, 0, 58, 1, 0, 0, 77, 4, 0, 0])
+        let empty = dir.appendingPathComponent("empty.txt"), outEmpty = dir.appendingPathComponent("empty.u16")
+        try Data().write(to: empty)
+        XCTAssertEqual(try runGPT(["encode", empty.path, "--output", outEmpty.path]).status, 0)
+        XCTAssertEqual(try Data(contentsOf: outEmpty).count, 0)
     }
 
     func testBadInputFailsWithOneLineErrorNamingTheFile() throws {

@@ -40,11 +40,11 @@ public enum FormatWriteError: LocalizedError, Equatable {
 
 /// A file written under a unique temporary name beside `path` and renamed into place by `commit()`.
 /// `abandon()` (or a failed commit) removes the temporary file.
-struct AtomicOutputFile {
+public struct AtomicOutputFile {
     /// The final path.
-    let path: String
+    public let path: String
     /// `.<name>.tmp-<pid>-<random>` in the same directory, so rename is atomic.
-    let temporaryPath: String
+    public let temporaryPath: String
     private var fd: Int32
 
     init(path: String) throws {
@@ -58,7 +58,7 @@ struct AtomicOutputFile {
     }
 
     /// Appends `count` bytes.
-    func write(_ bytes: UnsafeRawPointer, count: Int) throws {
+    public func write(_ bytes: UnsafeRawPointer, count: Int) throws {
         var done = 0
         while done < count {
             let n = posixWrite(fd, bytes + done, min(count - done, 1 << 30))
@@ -71,7 +71,7 @@ struct AtomicOutputFile {
     }
 
     /// Appends `bytes`.
-    func write(_ bytes: [UInt8]) throws {
+    public func write(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { b in
             if let base = b.baseAddress { try write(base, count: b.count) }
         }
@@ -101,7 +101,7 @@ struct AtomicOutputFile {
 
     /// Creates the temporary file, runs `body` on it and commits; on any error removes the
     /// temporary file and rethrows.
-    static func write(to path: String, _ body: (AtomicOutputFile) throws -> Void) throws {
+    public static func write(to path: String, _ body: (AtomicOutputFile) throws -> Void) throws {
         var file = try AtomicOutputFile(path: path)
         do {
             try body(file)
