@@ -31,16 +31,30 @@ final class FDWriter {
 
     /// Decimal ids separated by single spaces; `first` says whether a separator is needed.
     func writeIds(_ ids: [Int32], first: inout Bool) throws {
-        var digits = [UInt8](repeating: 0, count: 12)
-        for id in ids {
-            if !first { buffer.append(0x20) }
-            first = false
-            var v = Int(id), k = 12
-            if v == 0 { k -= 1; digits[k] = 0x30 }
-            while v > 0 { k -= 1; digits[k] = UInt8(0x30 + v % 10); v /= 10 }
-            buffer.append(contentsOf: digits[k...])
-            if buffer.count >= 1 << 20 { try flush() }
+        // Format into a stack buffer of 64 KiB, then append it in one go.
+        var isFirst = first
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1 << 16) { tmp in
+            var n = 0
+            for id in ids {
+                if n > (1 << 16) - 16 {
+                    buffer.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
+                    n = 0
+                    if buffer.count >= 1 << 20 { try flush() }
+                }
+                if !isFirst { tmp[n] = 0x20; n += 1 }
+                isFirst = false
+                var v = UInt32(bitPattern: id)
+                var digits = 1
+                var p: UInt32 = 10
+                while v >= p && digits < 10 { digits += 1; p = p &* 10 }
+                var k = n + digits - 1
+                repeat { tmp[k] = UInt8(0x30 + v % 10); v /= 10; k -= 1 } while v > 0
+                n += digits
+            }
+            buffer.append(contentsOf: UnsafeBufferPointer(rebasing: tmp[0..<n]))
         }
+        first = isFirst
+        if buffer.count >= 1 << 20 { try flush() }
     }
 
     func flush() throws {
