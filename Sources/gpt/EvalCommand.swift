@@ -5,7 +5,7 @@ import GPT2
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Evaluate a model.",
-        subcommands: [EvalLoss.self])
+        subcommands: [EvalLoss.self, EvalHellaSwag.self])
 }
 
 struct EvalLoss: ParsableCommand {

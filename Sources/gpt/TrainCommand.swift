@@ -15,6 +15,11 @@ struct Train: ParsableCommand {
         and a 4-layer, 256-wide GPT is trained for 500 steps (about 10 minutes on 2 CPU cores).
         RUN_DIR gets log.txt (build-nanogpt's format), metrics.jsonl, checkpoints and loss.svg.
         Ctrl-C finishes the current step, writes a checkpoint and exits; --resume continues it.
+        Data parallel (build-nanogpt's DDP): `mpirun -np N gpt train ...` or `srun gpt train ...`
+        starts N ranks; each reads its own stride of the data, gradients are averaged with
+        MPI_Allreduce once per step, and only rank 0 prints and writes files. --total-batch counts
+        all ranks. Resume with the same number of ranks. --hellaswag-every N with
+        --hellaswag-data FILE logs `<step> hella <acc_norm>`, the examples split across ranks.
         """)
 
     @Option(help: "Directory of *_train_*/*_val_* shards (.npy or .bin). Default: the embedded Shakespeare.")
@@ -77,6 +82,12 @@ struct Train: ParsableCommand {
     var device: DeviceKind = .auto
     @Flag(help: "Train on one batch over and over (a sanity check: the loss should go to ~0).")
     var overfitBatch = false
+    @Option(help: "HellaSwag every N steps (build-nanogpt: 250); needs --hellaswag-data.")
+    var hellaswagEvery: Int?
+    @Option(help: "HellaSwag file: the official jsonl or llm.c's hellaswag_val.bin ('gpt eval hellaswag --download DIR').")
+    var hellaswagData: String?
+    @Option(help: "Score only the first N HellaSwag examples.")
+    var hellaswagLimit: Int?
 
     enum DeviceKind: String, ExpressibleByArgument, CaseIterable { case auto, cpu }
 
@@ -90,21 +101,32 @@ struct Train: ParsableCommand {
         }
         for (name, v) in [("-B", batch), ("-T", seqLen), ("--total-batch", totalBatch), ("--max-steps", maxSteps),
                           ("--val-every", valEvery), ("--val-steps", valSteps), ("--sample-every", sampleEvery),
-                          ("--checkpoint-every", checkpointEvery)] {
+                          ("--checkpoint-every", checkpointEvery), ("--hellaswag-every", hellaswagEvery),
+                          ("--hellaswag-limit", hellaswagLimit)] {
             if let v, v < 1 { throw ValidationError("\(name) must be at least 1") }
         }
         if keepCheckpoints < 1 { throw ValidationError("--keep-checkpoints must be at least 1") }
+        if (hellaswagEvery == nil) != (hellaswagData == nil) {
+            throw ValidationError("--hellaswag-every and --hellaswag-data go together")
+        }
     }
 
     func run() throws {
-        let dataDir = try prepareDataIfNeeded()
-        let runDir = try resolveRunDirectory()
+        let group = try ProcessGroup.start()
+        try group.run { try train(group) }
+    }
+
+    /// The run on one rank; with several ranks only rank 0 (`group.isMain`) prints and writes.
+    func train(_ group: ProcessGroup) throws {
+        let say = group.say
+        let dataDir = try prepareDataIfNeeded(group)
+        let runDir = try resolveRunDirectory(group)
         let latest = resume ? try newestCheckpoint(in: runDir) : nil
-        if resume && latest == nil { print("no checkpoint in \(runDir): starting a new run there") }
+        if resume && latest == nil { say("no checkpoint in \(runDir): starting a new run there") }
 
         // Model and options: a checkpoint's own options win on resume (bit-identical continuation).
         let gpt: GPT2
-        var opts = defaultOptions()
+        var opts = defaultOptions(worldSize: group.worldSize)
         var restoredState: Trainer.State?
         if let latest {
             let (m, meta) = try loadCheckpoint(path: latest)
@@ -114,11 +136,14 @@ struct Train: ParsableCommand {
             if let requested = try requestedConfig(), requested != m.config {
                 throw CLIError("'\(latest)' holds a model of another shape (\(describe(m.config))) than requested (\(describe(requested)))")
             }
+            guard state.worldSize == group.worldSize else {
+                throw CLIError("'\(latest)' was written by a run with \(state.worldSize) rank(s); resume it with \(state.worldSize) (this run has \(group.worldSize)), since each rank's data position depends on the count")
+            }
             gpt = m
             opts = state.options
             if let maxSteps { opts.maxSteps = maxSteps }
             restoredState = state
-            print("resuming from \(latest) at step \(state.step)")
+            say("resuming from \(latest) at step \(state.step)")
         } else if let path = `init` {
             gpt = try loadModel(path: path)
         } else {
@@ -128,11 +153,18 @@ struct Train: ParsableCommand {
         let c = gpt.config
         guard opts.T <= c.maxSeqLen else { throw ValidationError("-T \(opts.T) exceeds the model's context of \(c.maxSeqLen)") }
 
-        let trainLoader = try DataLoader(directory: dataDir, split: .train, B: opts.B, T: opts.T, shuffle: opts.shuffle, seed: opts.seed)
-        let valLoader = try? DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T)
-        let trainer = try Trainer(model: gpt, options: opts, train: trainLoader, val: valLoader)
+        let (rank, world) = (group.rank, group.worldSize)
+        let trainLoader = try DataLoader(directory: dataDir, split: .train, B: opts.B, T: opts.T, rank: rank, worldSize: world,
+                                         shuffle: opts.shuffle, seed: opts.seed)
+        let valLoader = try? DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T, rank: rank, worldSize: world)
+        let trainer = try Trainer(model: gpt, options: opts, train: trainLoader, val: valLoader, reducer: group.reducer)
         if let restoredState { try trainer.restore(restoredState) }
-        let log = try RunLog(directory: runDir, truncate: restoredState == nil)
+        let log = group.isMain ? try RunLog(directory: runDir, truncate: restoredState == nil) : nil
+        var hellaswag: [HellaSwagExample] = []
+        if let path = hellaswagData {
+            hellaswag = try HellaSwag.load(path: path, limit: hellaswagLimit)
+            try HellaSwag.validate(hellaswag, vocabSize: c.vocabSize)
+        }
 
         let valEvery = self.valEvery ?? (embedded ? 50 : 250)
         let valSteps = self.valSteps ?? (embedded ? 8 : 20)
@@ -140,16 +172,19 @@ struct Train: ParsableCommand {
         let checkpointEvery = self.checkpointEvery ?? (embedded ? 250 : 5000)
         let prompt = samplePrompt ?? (embedded ? "ROMEO:" : "Hello, I'm a language model,")
 
-        print("model: \(describe(c)); \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threadCount) threads")
-        if let notice = BLAS.notice { print(notice) }
-        print("data: \(dataDir) (\(trainLoader.paths.count) train shard(s), \(valLoader == nil ? "no" : "\(valLoader!.paths.count)") val)")
-        print("batch: B=\(opts.B) T=\(opts.T), total \(opts.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(opts.maxSteps); lr \(opts.maxLR) → \(opts.maxLR * opts.minLRFrac), warmup \(opts.warmupSteps)")
-        print("run directory: \(runDir)")
+        say("model: \(describe(c)); \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threadCount) threads")
+        if let notice = BLAS.notice { say(notice) }
+        if let mpi = group.reducer { say("data parallel: \(world) ranks (\(group.launch.launcher.rawValue)), MPI from \(mpi.libraryPath)") }
+        say("data: \(dataDir) (\(trainLoader.paths.count) train shard(s), \(valLoader == nil ? "no" : "\(valLoader!.paths.count)") val)")
+        say("batch: B=\(opts.B) T=\(opts.T) × \(world) rank(s), total \(opts.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(opts.maxSteps); lr \(opts.maxLR) → \(opts.maxLR * opts.minLRFrac), warmup \(opts.warmupSteps)")
+        if let path = hellaswagData { say("hellaswag: \(hellaswag.count) examples from \(path) every \(hellaswagEvery!) steps") }
+        say("run directory: \(runDir)")
 
         signal(SIGINT) { _ in stopSignal = 1 }
         signal(SIGTERM) { _ in stopSignal = 1 }
         var lastCheckpoint: String? = latest
         func checkpoint() throws {
+            guard group.isMain else { return }
             let path = runDir + "/" + String(format: "checkpoint_%06d.safetensors", trainer.step)
             let state = String(decoding: try JSONEncoder().encode(trainer.state), as: UTF8.self)
             try saveCheckpoint(gpt, includeOptimizer: true, metadata: ["trainer": state], to: path)
@@ -163,10 +198,16 @@ struct Train: ParsableCommand {
             let step = trainer.step
             let last = step == opts.maxSteps - 1
             if valLoader != nil && (step % valEvery == 0 || last), let v = try trainer.validationLoss(steps: valSteps) {
-                print(String(format: "validation loss: %.4f", v))
-                try log.record(step: step, kind: "val", value: Double(v))
+                say(String(format: "validation loss: %.4f", v))
+                try log?.record(step: step, kind: "val", value: Double(v))
             }
-            if step > 0 && (step % sampleEvery == 0 || last) {
+            if let every = hellaswagEvery, step % every == 0 || last {
+                let r = try evaluateHellaSwag(model: gpt, examples: hellaswag, rank: rank, worldSize: world).summed(over: group.reducer)
+                say(String(format: "HellaSwag accuracy: %d/%d=%.4f (acc %.4f)", r.correctNorm, r.total, r.accNorm, r.acc))
+                try log?.record(step: step, kind: "hella", value: r.accNorm,
+                                fields: ["acc": r.acc, "total": Double(r.total), "correct": Double(r.correct), "correct_norm": Double(r.correctNorm)])
+            }
+            if group.isMain && step > 0 && (step % sampleEvery == 0 || last) {
                 printSamples(gpt, prompt: prompt)
             }
             let s: StepStats
@@ -175,28 +216,30 @@ struct Train: ParsableCommand {
             } catch let e as TrainingError {
                 throw CLIError("\(e.localizedDescription); last good checkpoint: \(lastCheckpoint ?? "none")")
             }
-            print(String(format: "step %5d | loss: %.6f | lr %.4e | norm: %.4f | dt: %.2fms | tok/sec: %.2f",
-                         s.step, s.loss, s.lr, s.norm, s.seconds * 1000, s.tokensPerSecond))
-            try log.record(step: s.step, kind: "train", value: Double(s.loss),
-                           fields: ["lr": s.lr, "norm": Double(s.norm), "ms": s.seconds * 1000, "tok_per_sec": s.tokensPerSecond])
-            if stopSignal != 0 {
-                print("interrupted: saving a checkpoint; continue with --resume --out \(runDir)")
+            say(String(format: "step %5d | loss: %.6f | lr %.4e | norm: %.4f | dt: %.2fms | tok/sec: %.2f",
+                       s.step, s.loss, s.lr, s.norm, s.seconds * 1000, s.tokensPerSecond))
+            try log?.record(step: s.step, kind: "train", value: Double(s.loss),
+                            fields: ["lr": s.lr, "norm": Double(s.norm), "ms": s.seconds * 1000, "tok_per_sec": s.tokensPerSecond])
+            // Every rank must stop after the same step: a signal seen by any rank stops all.
+            let stop = group.reducer == nil ? stopSignal != 0 : try group.reducer!.sum([Double(stopSignal)])[0] > 0
+            if stop {
+                say("interrupted: saving a checkpoint; continue with --resume --out \(runDir)")
                 try checkpoint()
-                try writePlot(runDir)
+                try writePlot(runDir, group)
                 return
             }
             if trainer.step % checkpointEvery == 0 || trainer.step == opts.maxSteps { try checkpoint() }
         }
-        try writePlot(runDir)
+        try writePlot(runDir, group)
     }
 
     // MARK: - Set-up
 
-    func defaultOptions() -> TrainOptions {
+    func defaultOptions(worldSize: Int = 1) -> TrainOptions {
         var o = TrainOptions()
         if embedded {
             o.B = batch ?? 8; o.T = seqLen ?? 128
-            o.totalBatch = totalBatch ?? o.B * o.T
+            o.totalBatch = totalBatch ?? o.B * o.T * worldSize
             o.maxSteps = maxSteps ?? 500
             o.maxLR = maxLr ?? 1e-3
             o.warmupSteps = warmupSteps ?? 30
@@ -237,21 +280,24 @@ struct Train: ParsableCommand {
         return nil
     }
 
-    /// The data directory; for the embedded default, data/shakespeare, prepared on first use.
-    func prepareDataIfNeeded() throws -> String {
+    /// The data directory; for the embedded default, data/shakespeare, prepared on first use
+    /// (by rank 0, while the others wait).
+    func prepareDataIfNeeded(_ group: ProcessGroup) throws -> String {
         if let data {
             guard FileManager.default.fileExists(atPath: data) else { throw CLIError("data directory '\(data)' does not exist") }
             return data
         }
         let dir = "data/shakespeare"
-        if (try? TokenShard.list(directory: dir, split: .train))?.isEmpty ?? true {
+        if group.isMain && (try? TokenShard.list(directory: dir, split: .train))?.isEmpty ?? true {
             print("preparing the embedded Shakespeare corpus into \(dir)")
             _ = try DatasetPreparer.prepareShakespeare(outputDirectory: dir)
         }
+        try group.barrier()
         return dir
     }
 
-    func resolveRunDirectory() throws -> String {
+    /// The run directory, created; every rank gets rank 0's (the default name is rank 0's clock).
+    func resolveRunDirectory(_ group: ProcessGroup) throws -> String {
         var dir = out
         if dir == nil && resume {
             let runs = (try? FileManager.default.contentsOfDirectory(atPath: "runs"))?.sorted() ?? []
@@ -260,7 +306,7 @@ struct Train: ParsableCommand {
         if dir == nil {
             let f = DateFormatter()
             f.dateFormat = "yyyyMMdd-HHmmss"
-            dir = "runs/" + f.string(from: Date())
+            dir = "runs/" + f.string(from: Date(timeIntervalSince1970: try group.broadcast(Date().timeIntervalSince1970.rounded(.down))))
         }
         let path = dir!
         do {
@@ -295,7 +341,8 @@ struct Train: ParsableCommand {
         }
     }
 
-    func writePlot(_ runDir: String) throws {
+    func writePlot(_ runDir: String, _ group: ProcessGroup) throws {
+        guard group.isMain else { return }
         let series = try RunLog.read(path: runDir + "/log.txt")
         let svg = SVGPlot.render(series, title: "GPT-2 training: \(runDir)")
         try Data(svg.utf8).write(to: URL(fileURLWithPath: runDir + "/loss.svg"), options: .atomic)

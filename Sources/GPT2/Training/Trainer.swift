@@ -48,12 +48,24 @@ public enum TrainingError: LocalizedError, Equatable {
     }
 }
 
-/// Data-parallel hooks (MPI/NCCL); identity for one process.
+/// Data-parallel hooks (MPI/NCCL); identity for one process. `MPIReducer` implements it.
 public protocol GradientReducer: AnyObject {
     var rank: Int { get }
     var worldSize: Int { get }
-    /// Replaces `values` with their mean over all ranks.
+    /// Replaces `values` with their mean over all ranks (gradients, losses).
     func averageInPlace(_ values: UnsafeMutablePointer<Float>, count: Int) throws
+    /// Replaces `values` with their sum over all ranks (counts such as HellaSwag's, exact in a
+    /// Double up to 2^53; also a barrier, and a broadcast when every other rank sends 0).
+    func sumInPlace(_ values: UnsafeMutablePointer<Double>, count: Int) throws
+}
+
+extension GradientReducer {
+    /// Sums an array over all ranks.
+    public func sum(_ values: [Double]) throws -> [Double] {
+        var v = values
+        try v.withUnsafeMutableBufferPointer { try sumInPlace($0.baseAddress!, count: $0.count) }
+        return v
+    }
 }
 
 public final class Trainer {

@@ -1,0 +1,78 @@
+// Softmax + cross-entropy over the vocabulary in chunks, so no (B,T,Vp) logits buffer exists:
+// the LM head matmul produces one (N, Vc) floatX chunk of logits at a time (columns v0 ..< v0+Vc).
+// Forward folds each chunk into a running (max, sum of exp) per row in fp32 — the online softmax —
+// and picks up the target's logit; `classifier_finalize_kernel` turns them into lse and losses.
+// Backward recomputes each chunk's logits and overwrites them in place with
+// dlogits = (softmax - onehot(target)) * dloss; columns >= V (padding) get 0.
+// Mirrors Kernels/CrossEntropy.swift (lse = max + log(sum), loss = lse - logit[target]).
+// Reference: llm.c fused_classifier_kernel5 (cross-entropy in fp32 over floatX logits).
+// Legend: N rows (B*T), V vocab, Vc columns in this chunk, v0 first vocab id of the chunk.
+
+extension CUDAKernelSource {
+    static let classifierKernels = CUDAKernelSource(
+        name: "classifier",
+        kernels: ["classifier_init_kernel", "classifier_chunk_forward_kernel", "classifier_finalize_kernel",
+                  "classifier_chunk_backward_kernel"],
+        code: #"""
+        // runMax (N) = -inf, runSum (N) = 0, targetLogit (N) = 0: before the first chunk.
+        extern "C" __global__ void classifier_init_kernel(float* runMax, float* runSum, float* targetLogit, int N) {
+            int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i < N) { runMax[i] = NEG_INF; runSum[i] = 0.0f; targetLogit[i] = 0.0f; }
+        }
+
+        // runMax, runSum (N) updated; targetLogit (N) written where the target lies in this chunk;
+        // logits (N,Vc) this chunk; targets (N) or NULL. One block per row.
+        extern "C" __global__ void classifier_chunk_forward_kernel(float* runMax, float* runSum, float* targetLogit,
+                                                                   const floatX* logits, const int* targets,
+                                                                   int N, int Vc, int v0, int V) {
+            __shared__ float buf[32];
+            int row = blockIdx.x;
+            if (row >= N) return;
+            const floatX* l = logits + (size_t)row * Vc;
+            int valid = min(Vc, V - v0);          // real (unpadded) columns in this chunk
+            float mx = NEG_INF;
+            for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, tof(l[j]));
+            mx = blockMax(mx, buf);
+            float s = 0.0f;
+            for (int j = threadIdx.x; j < valid; j += blockDim.x) s += expf(tof(l[j]) - mx);
+            s = blockSum(s, buf);
+            if (threadIdx.x == 0) {
+                float M = runMax[row];
+                float Mn = fmaxf(M, mx);
+                // expf(-inf) = 0 handles the first chunk (M = -inf, runSum = 0)
+                runSum[row] = runSum[row] * expf(M - Mn) + s * expf(mx - Mn);
+                runMax[row] = Mn;
+                if (targets) {
+                    int t = targets[row] - v0;
+                    if (t >= 0 && t < valid) targetLogit[row] = tof(l[t]);
+                }
+            }
+        }
+
+        // lse (N) = runMax + log(runSum); losses (N) = lse - targetLogit (skipped when NULL).
+        extern "C" __global__ void classifier_finalize_kernel(float* losses, float* lse, const float* runMax,
+                                                              const float* runSum, const float* targetLogit, int N) {
+            int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= N) return;
+            float z = runMax[i] + logf(runSum[i]);
+            lse[i] = z;
+            if (losses) losses[i] = z - targetLogit[i];
+        }
+
+        // In place: logits (N,Vc) of this chunk become dlogits = (exp(l - lse) - [v == target]) * dloss,
+        // 0 in padded columns; lse, targets (N); dloss = gradient of each row's loss (1/(B*T)).
+        extern "C" __global__ void classifier_chunk_backward_kernel(floatX* logits, const float* lse, const int* targets,
+                                                                    float dloss, int N, int Vc, int v0, int V) {
+            size_t total = (size_t)N * Vc;
+            for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
+                int row = (int)(i / Vc), v = v0 + (int)(i % Vc);
+                float d = 0.0f;
+                if (v < V) {
+                    d = expf(tof(logits[i]) - lse[row]) * dloss;
+                    if (v == targets[row]) d -= dloss;
+                }
+                logits[i] = tox(d);
+            }
+        }
+        """#)
+}

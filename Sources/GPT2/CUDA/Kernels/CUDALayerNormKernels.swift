@@ -1,0 +1,110 @@
+// LayerNorm over the last dimension on the GPU (eps 1e-5, biased variance), fp32 statistics.
+// Forward: one warp per row; saves mean and rstd (fp32) for backward. The fused variant first
+// writes residual = inp1 + inp2 (the residual connection) and normalises that, as llm.c's
+// fused_residual_forward5. Backward: dinp accumulates (+=, the residual stream); dweight/dbias
+// (fp32) accumulate (+=) deterministically: each block owns a chunk of rows and writes its
+// per-column partial sums to a scratch buffer, which `column_sum_kernel` (reduce.cu) adds in order.
+// Mirrors Kernels/LayerNorm.swift. Reference: llm.c layernorm.cuh.
+// Legend: N rows (B*T), C channels.
+
+extension CUDAKernelSource {
+    static let layerNormKernels = CUDAKernelSource(
+        name: "layernorm",
+        kernels: ["layernorm_forward_kernel", "fused_residual_layernorm_forward_kernel", "layernorm_backward_kernel"],
+        code: #"""
+        #define LN_EPS 1e-5f
+        // Most columns one backward thread keeps in registers: C <= LN_MAX_COLS * blockDim.x.
+        #define LN_MAX_COLS 8
+
+        // One warp normalises row `row` of x (already rounded to floatX) into out.
+        __device__ inline void layernormRow(floatX* out, float* mean, float* rstd, const floatX* x,
+                                            const floatX* weight, const floatX* bias, int row, int C) {
+            int lane = threadIdx.x % WARP_SIZE;
+            float s = 0.0f;
+            for (int c = lane; c < C; c += WARP_SIZE) s += tof(x[c]);
+            float m = warpSum(s) / C;
+            float v = 0.0f;                       // two-pass variance, as the CPU kernel
+            for (int c = lane; c < C; c += WARP_SIZE) { float d = tof(x[c]) - m; v += d * d; }
+            float rs = 1.0f / sqrtf(warpSum(v) / C + LN_EPS);
+            for (int c = lane; c < C; c += WARP_SIZE) {
+                float n = (tof(x[c]) - m) * rs;
+                out[c] = tox(n * tof(weight[c]) + tof(bias[c]));
+            }
+            if (lane == 0) {
+                if (mean) mean[row] = m;
+                if (rstd) rstd[row] = rs;
+            }
+        }
+
+        // out (N,C); mean, rstd (N) or NULL; inp (N,C); weight, bias (C). Warp per row.
+        extern "C" __global__ void layernorm_forward_kernel(floatX* out, float* mean, float* rstd, const floatX* inp,
+                                                            const floatX* weight, const floatX* bias, int N, int C) {
+            int row = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
+            if (row >= N) return;   // whole warp leaves together
+            layernormRow(out + (size_t)row * C, mean, rstd, inp + (size_t)row * C, weight, bias, row, C);
+        }
+
+        // residual (N,C) = inp1 + inp2; out (N,C) = layernorm(residual); mean, rstd (N).
+        extern "C" __global__ void fused_residual_layernorm_forward_kernel(floatX* residual, floatX* out, float* mean,
+                                                                           float* rstd, const floatX* inp1,
+                                                                           const floatX* inp2, const floatX* weight,
+                                                                           const floatX* bias, int N, int C) {
+            int row = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
+            if (row >= N) return;
+            int lane = threadIdx.x % WARP_SIZE;
+            size_t o = (size_t)row * C;
+            for (int c = lane; c < C; c += WARP_SIZE) residual[o + c] = tox(tof(inp1[o + c]) + tof(inp2[o + c]));
+            __syncwarp();   // each lane reads back only what it wrote, but keep the warp in step
+            layernormRow(out + o, mean, rstd, residual + o, weight, bias, row, C);
+        }
+
+        // dinp (N,C) +=; scratch (gridDim.x, 2C) = this block's [dweight | dbias] partial sums;
+        // dout, inp (N,C); weight (C); mean, rstd (N). Block b owns rows [b*chunk, (b+1)*chunk);
+        // thread t owns columns t, t+blockDim.x, ... (at most LN_MAX_COLS of them) and keeps
+        // their dweight/dbias sums in registers; per row, one block reduction gives the two means.
+        extern "C" __global__ void layernorm_backward_kernel(floatX* dinp, float* scratch, const floatX* dout,
+                                                             const floatX* inp, const floatX* weight,
+                                                             const float* mean, const float* rstd, int N, int C) {
+            __shared__ float buf[32];
+            int chunk = (N + gridDim.x - 1) / gridDim.x;
+            int r0 = blockIdx.x * chunk, r1 = min(N, r0 + chunk);
+            float dw[LN_MAX_COLS], db[LN_MAX_COLS], nx[LN_MAX_COLS], dn[LN_MAX_COLS];
+            #pragma unroll
+            for (int k = 0; k < LN_MAX_COLS; k++) { dw[k] = 0.0f; db[k] = 0.0f; }
+            for (int r = r0; r < r1; r++) {
+                const floatX* d = dout + (size_t)r * C;
+                const floatX* x = inp + (size_t)r * C;
+                float m = mean[r], rs = rstd[r];
+                float dmean = 0.0f, dnx = 0.0f;
+                #pragma unroll
+                for (int k = 0; k < LN_MAX_COLS; k++) {
+                    int c = threadIdx.x + k * blockDim.x;
+                    nx[k] = 0.0f; dn[k] = 0.0f;
+                    if (c < C) {
+                        float g = tof(d[c]);
+                        nx[k] = (tof(x[c]) - m) * rs;
+                        dn[k] = tof(weight[c]) * g;
+                        dmean += dn[k];
+                        dnx += dn[k] * nx[k];
+                        db[k] += g;
+                        dw[k] += nx[k] * g;
+                    }
+                }
+                dmean = blockSum(dmean, buf) / C;
+                dnx = blockSum(dnx, buf) / C;
+                floatX* di = dinp + (size_t)r * C;
+                #pragma unroll
+                for (int k = 0; k < LN_MAX_COLS; k++) {
+                    int c = threadIdx.x + k * blockDim.x;
+                    if (c < C) di[c] = tox(tof(di[c]) + (dn[k] - dmean - nx[k] * dnx) * rs);
+                }
+            }
+            float* out = scratch + (size_t)blockIdx.x * 2 * C;
+            #pragma unroll
+            for (int k = 0; k < LN_MAX_COLS; k++) {
+                int c = threadIdx.x + k * blockDim.x;
+                if (c < C) { out[c] = dw[k]; out[C + c] = db[k]; }
+            }
+        }
+        """#)
+}

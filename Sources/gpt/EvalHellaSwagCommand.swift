@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import GPT2
+
+struct EvalHellaSwag: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hellaswag",
+        abstract: "HellaSwag accuracy, scored as build-nanogpt's hellaswag.py; prints acc and acc_norm.",
+        discussion: """
+        Each ending is appended (as " " + ending) to the context; acc counts the ending with the \
+        smallest summed cross-entropy over its tokens, acc_norm the smallest mean (the number \
+        build-nanogpt and llm.c report: GPT-2 124M scores 0.2955). --data takes the official \
+        jsonl or llm.c's hellaswag_val.bin. Rows longer than the model's context keep their last \
+        tokens (the start of the context is dropped). Under mpirun/srun the examples are split \
+        across ranks. --download DIR fetches the official validation file (needs curl or wget).
+        """)
+
+    @Option(help: "Model: an HF GPT-2 directory, an llm.c .bin, our checkpoint, or a preset.")
+    var model: String?
+
+    @Option(help: "hellaswag_val.jsonl (official) or hellaswag_val.bin (llm.c dev/data/hellaswag.py).")
+    var data: String?
+
+    @Option(help: "Score only the first N examples.")
+    var limit: Int?
+
+    @Option(help: "Fetch the official validation set into this directory and exit.")
+    var download: String?
+
+    @Option(help: "URL for --download.")
+    var url: String = HellaSwag.officialURL
+
+    @Option(help: "Most tokens (rows × length) per forward pass; examples are packed up to it.")
+    var tokensPerForward: Int = 1024
+
+    @Flag(help: "No progress line on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        if download == nil && (model == nil || data == nil) {
+            throw ValidationError("give --model and --data, or --download DIR")
+        }
+        if download != nil && (model != nil || data != nil) {
+            throw ValidationError("--download only fetches the file; run again with --model and --data to score it")
+        }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if tokensPerForward < 1 { throw ValidationError("--tokens-per-forward must be at least 1") }
+    }
+
+    func run() throws {
+        if let download {
+            let path = try HellaSwag.download(url: url, directory: download)
+            print("downloaded \(url) to \(path)")
+            return
+        }
+        let group = try ProcessGroup.start()
+        try group.run {
+            let gpt = try resolveModel(model!)
+            let examples = try HellaSwag.load(path: data!, limit: limit)
+            try HellaSwag.validate(examples, vocabSize: gpt.config.vocabSize)
+            let mine = (examples.count - group.rank + group.worldSize - 1) / group.worldSize
+            let t0 = Date()
+            let showProgress = !quiet && group.isMain
+            let local = evaluateHellaSwag(model: gpt, examples: examples, rank: group.rank, worldSize: group.worldSize,
+                                          maxTokensPerForward: tokensPerForward) { r in
+                guard showProgress else { return }
+                let rate = Double(r.total) / max(Date().timeIntervalSince(t0), 1e-9)
+                FileHandle.standardError.write(Data(String(format: "\rhellaswag %d/%d | acc_norm %.4f | %.1f examples/s ",
+                                                           r.total, mine, r.accNorm, rate).utf8))
+            }
+            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            let r = try local.summed(over: group.reducer)
+            group.say("examples \(r.total)")
+            group.say(String(format: "acc %.4f (%d/%d)", r.acc, r.correct, r.total))
+            group.say(String(format: "acc_norm %.4f (%d/%d)", r.accNorm, r.correctNorm, r.total))
+        }
+    }
+}
