@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import GPT2
 
-extension ShardFormat: ExpressibleByArgument {}
-extension InputFormat: ExpressibleByArgument {}
 
 struct Prepare: ParsableCommand {
     static let configuration = CommandConfiguration(
