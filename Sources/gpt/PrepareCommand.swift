@@ -80,23 +80,3 @@ struct Prepare: ParsableCommand {
                      Double(summary.bytesRead) / 1e6, summary.elapsed))
     }
 }
-
-/// A status line on stderr, rewritten in place on a terminal (at most a few times a second),
-/// plain lines otherwise.
-final class ProgressLine {
-    private var last: UInt64 = 0
-    private let tty = isatty(2) != 0
-    private var shown = false
-
-    func update(_ text: String, force: Bool = false) {
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard force || now - last > (tty ? 200_000_000 : 5_000_000_000) else { return }
-        last = now
-        FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + text : text + "\n").utf8))
-        shown = true
-    }
-
-    func finish() {
-        if tty && shown { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}

@@ -199,7 +199,10 @@ struct Train: ParsableCommand {
         while trainer.step < opts.maxSteps {
             let step = trainer.step
             let last = step == opts.maxSteps - 1
-            if valLoader != nil && (step % valEvery == 0 || last), let v = try trainer.validationLoss(steps: valSteps) {
+            let valProgress = group.isMain ? ProgressLine() : nil
+            if valLoader != nil && (step % valEvery == 0 || last),
+               let v = try trainer.validationLoss(steps: valSteps, progress: { valProgress?.update("validation \($0)/\($1)") }) {
+                valProgress?.finish()
                 say(String(format: "validation loss: %.4f", v))
                 try log?.record(step: step, kind: "val", value: Double(v))
             }

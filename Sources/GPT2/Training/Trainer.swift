@@ -132,14 +132,16 @@ public final class Trainer {
 
     /// Mean validation loss over `steps` batches from the start of the validation split
     /// (averaged over ranks when data parallel).
-    public func validationLoss(steps: Int) throws -> Float? {
+    /// `progress(done, steps)` is called after each batch.
+    public func validationLoss(steps: Int, progress: ((Int, Int) -> Void)? = nil) throws -> Float? {
         guard let val else { return nil }
         try val.reset()
         var sum: Double = 0
         var x: [Int32] = [], y: [Int32] = []
-        for _ in 0..<steps {
+        for i in 0..<steps {
             try val.next(inputs: &x, targets: &y)
             sum += Double(model.forward(inputs: x, targets: y, B: val.B, T: val.T))
+            progress?(i + 1, steps)
         }
         var loss = Float(sum / Double(steps))
         if let reducer, reducer.worldSize > 1 {
