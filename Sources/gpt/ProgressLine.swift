@@ -3,7 +3,8 @@ import Foundation
 /// A status line on stderr, rewritten in place on a terminal (at most a few times a second),
 /// plain lines otherwise.
 final class ProgressLine {
-    private var last: UInt64 = 0
+    // Starts now: a task that ends quickly prints nothing.
+    private var last: UInt64 = DispatchTime.now().uptimeNanoseconds
     private let tty = isatty(2) != 0
     private var shown = false
 
