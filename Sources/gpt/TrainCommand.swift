@@ -12,7 +12,7 @@ struct Train: ParsableCommand {
         With --data DIR of FineWeb-Edu shards the defaults reproduce build-nanogpt's 124M run \
         (total batch 524,288 tokens, max-lr 6e-4, min 10%, warmup 715, 19,073 steps, weight decay \
         0.1, clip 1.0). With no --data, the embedded Shakespeare is prepared into data/shakespeare \
-        and a 4-layer, 256-wide GPT is trained for 500 steps (about 10 minutes on 2 CPU cores).
+        and a 4-layer, 256-wide GPT is trained for 500 steps (about 5 minutes on 2 CPU cores).
         RUN_DIR gets log.txt (build-nanogpt's format), metrics.jsonl, checkpoints and loss.svg.
         Ctrl-C finishes the current step, writes a checkpoint and exits; --resume continues it.
         Data parallel (build-nanogpt's DDP): `mpirun -np N gpt train ...` or `srun gpt train ...`
@@ -78,8 +78,10 @@ struct Train: ParsableCommand {
     var seed: UInt64 = 1337
     @Flag(help: "Permute shards and documents every epoch (avoids build-nanogpt's periodic loss).")
     var shuffle = false
-    @Option(help: "Device: auto (the CPU until CUDA training is verified), cpu, or cuda (see 'gpt info').")
+    @Option(help: "Device: auto (the CPU unless GPT2_CUDA_AUTO=1: CUDA training is unverified), cpu, or cuda (see 'gpt info'; one GPU per rank, LOCAL_RANK picks it).")
     var device: ComputeDevice = .auto
+    @Option(help: "CUDA precision: bf16 (llm.c's mixed precision: bf16 activations, fp32 master weights) or fp32 (no TF32; parity).")
+    var precision: CUDAPrecision = .bf16
     @Flag(help: "Train on one batch over and over (a sanity check: the loss should go to ~0).")
     var overfitBatch = false
     @Option(help: "HellaSwag every N steps (build-nanogpt: 250); needs --hellaswag-data.")
@@ -110,16 +112,29 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        if device == .cuda {
-            _ = try device.resolve()   // throws the `gpt info` report when CUDA cannot run here
-            throw CLIError("training on CUDA is not wired into 'gpt train' yet: the CUDA backend is unverified (run 'gpt selftest --device cuda', docs/GPU.md); use --device cpu")
+        let report = try wantsCUDA(device)   // --device cuda without a usable GPU throws the `gpt info` report
+        var group = try ProcessGroup.start(mpiOptional: report != nil)
+        var context: CUDAContext?
+        if let report {
+            do {
+                let ordinal = deviceOrdinal(localRank: group.launch.localRank, visibleDevices: report.devices.count)
+                context = try openCUDA(ordinal: ordinal, precision: precision, headSize: try requestedConfig()?.headSize ?? 64)
+                try group.attachNCCL(context: context!)
+            } catch {
+                if group.launch.isDistributed {
+                    FileHandle.standardError.write(Data("error (rank \(group.launch.rank) of \(group.launch.worldSize)): \(error)\n".utf8))
+                    group.mpi?.abort(errorCode: 1)
+                }
+                throw error
+            }
         }
-        let group = try ProcessGroup.start()
-        try group.run { try train(group) }
+        let g = group
+        try g.run { try train(g, cuda: context) }
     }
 
     /// The run on one rank; with several ranks only rank 0 (`group.isMain`) prints and writes.
-    func train(_ group: ProcessGroup) throws {
+    /// `cuda`: train on that GPU (the `GPT2` stays the host copy for checkpoints, samples, HellaSwag).
+    func train(_ group: ProcessGroup, cuda: CUDAContext?) throws {
         let say = group.say
         let dataDir = try prepareDataIfNeeded(group)
         let runDir = try resolveRunDirectory(group)
@@ -159,7 +174,17 @@ struct Train: ParsableCommand {
         let trainLoader = try DataLoader(directory: dataDir, split: .train, B: opts.B, T: opts.T, rank: rank, worldSize: world,
                                          shuffle: opts.shuffle, seed: opts.seed)
         let valLoader = try? DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T, rank: rank, worldSize: world)
-        let trainer = try Trainer(model: gpt, options: opts, train: trainLoader, val: valLoader, reducer: group.reducer)
+        var engine: CUDABackend?
+        if var ctx = cuda {
+            if ctx.headSize != c.headSize {   // the context was compiled before the model was known
+                guard world == 1 else { throw CLIError("the model's head size is \(c.headSize), not \(ctx.headSize): pass --layers/--heads/--embd for it") }
+                ctx = try openCUDA(ordinal: ctx.device.ordinal, precision: ctx.precision, headSize: c.headSize)
+            }
+            engine = try makeCUDAEngine(gpt, B: opts.B, T: opts.T, context: ctx, includeOptimizer: restoredState != nil)
+        }
+        /// Brings the host `gpt` up to date with the GPU (checkpoints, samples, HellaSwag).
+        func syncHost(optimizer: Bool) throws { try engine?.copyState(to: gpt, includeOptimizer: optimizer) }
+        let trainer = try Trainer(engine: engine ?? gpt, options: opts, train: trainLoader, val: valLoader, reducer: group.gradientReducer)
         if let restoredState { try trainer.restore(restoredState) }
         let log = group.isMain ? try RunLog(directory: runDir, truncate: restoredState == nil) : nil
         var hellaswag: [HellaSwagExample] = []
@@ -176,7 +201,11 @@ struct Train: ParsableCommand {
 
         say("model: \(describe(c)); \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threadCount) threads")
         if let notice = BLAS.notice { say(notice) }
-        if let mpi = group.reducer { say("data parallel: \(world) ranks (\(group.launch.launcher.rawValue)), MPI from \(mpi.libraryPath)") }
+        if let engine { say(describeCUDA(engine.context)) }
+        if world > 1 {
+            say("data parallel: \(world) ranks (\(group.launch.launcher.rawValue))" + (group.mpi.map { ", MPI from \($0.libraryPath)" } ?? "")
+                + (group.nccl.map { ", NCCL from \($0.libraryPath)" } ?? ""))
+        }
         say("data: \(dataDir) (\(trainLoader.paths.count) train shard(s), \(valLoader == nil ? "no" : "\(valLoader!.paths.count)") val)")
         say("batch: B=\(opts.B) T=\(opts.T) × \(world) rank(s), total \(opts.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(opts.maxSteps); lr \(opts.maxLR) → \(opts.maxLR * opts.minLRFrac), warmup \(opts.warmupSteps)")
         if let path = hellaswagData { say("hellaswag: \(hellaswag.count) examples from \(path) every \(hellaswagEvery!) steps") }
@@ -189,6 +218,7 @@ struct Train: ParsableCommand {
             guard group.isMain else { return }
             let path = runDir + "/" + String(format: "checkpoint_%06d.safetensors", trainer.step)
             let state = String(decoding: try JSONEncoder().encode(trainer.state), as: UTF8.self)
+            try syncHost(optimizer: true)
             try saveCheckpoint(gpt, includeOptimizer: true, metadata: ["trainer": state], to: path)
             lastCheckpoint = path
             print("checkpoint: \(path)")
@@ -207,12 +237,14 @@ struct Train: ParsableCommand {
                 try log?.record(step: step, kind: "val", value: Double(v))
             }
             if let every = hellaswagEvery, step % every == 0 || last {
+                try syncHost(optimizer: false)   // on CUDA: scored on the CPU copy (no GPU HellaSwag yet)
                 let r = try evaluateHellaSwag(model: gpt, examples: hellaswag, rank: rank, worldSize: world).summed(over: group.reducer)
                 say(String(format: "HellaSwag accuracy: %d/%d=%.4f (acc %.4f)", r.correctNorm, r.total, r.accNorm, r.acc))
                 try log?.record(step: step, kind: "hella", value: r.accNorm,
                                 fields: ["acc": r.acc, "total": Double(r.total), "correct": Double(r.correct), "correct_norm": Double(r.correctNorm)])
             }
             if group.isMain && step > 0 && (step % sampleEvery == 0 || last) {
+                try syncHost(optimizer: false)
                 printSamples(gpt, prompt: prompt)
             }
             let s: StepStats
@@ -222,7 +254,8 @@ struct Train: ParsableCommand {
                 throw CLIError("\(e.localizedDescription); last good checkpoint: \(lastCheckpoint ?? "none")")
             }
             say(String(format: "step %5d | loss: %.6f | lr %.4e | norm: %.4f | dt: %.2fms | tok/sec: %.2f",
-                       s.step, s.loss, s.lr, s.norm, s.seconds * 1000, s.tokensPerSecond))
+                       s.step, s.loss, s.lr, s.norm, s.seconds * 1000, s.tokensPerSecond)
+                + mfuText(engine?.context, tokensPerSecond: s.tokensPerSecond / Double(world), config: c, T: opts.T))
             try log?.record(step: s.step, kind: "train", value: Double(s.loss),
                             fields: ["lr": s.lr, "norm": Double(s.norm), "ms": s.seconds * 1000, "tok_per_sec": s.tokensPerSecond])
             // Every rank must stop after the same step: a signal seen by any rank stops all.

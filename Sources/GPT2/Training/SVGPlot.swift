@@ -12,7 +12,7 @@ public enum SVGPlot {
     public static func render(_ series: [String: [(Int, Double)]], title: String) -> String {
         let hella = series["hella"] ?? []
         let panels = hella.isEmpty ? 1 : 2
-        let pw = 560.0, ph = 380.0, W = pw * Double(panels) + 40
+        let pw = 660.0, ph = 400.0, W = pw * Double(panels) + 40
         var svg = """
         <?xml version="1.0" encoding="UTF-8"?>
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(ph + 60))" viewBox="0 0 \(Int(W)) \(Int(ph + 60))" font-family="sans-serif" font-size="12">
@@ -70,8 +70,8 @@ public enum SVGPlot {
         }
         for (i, (text, color, dashed)) in legend.enumerated() {
             let ly = top + 14 + Double(i) * 16
-            s += "<line x1=\"\(f(right - 230))\" x2=\"\(f(right - 210))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"6 4\"" : "")/>\n"
-            s += "<text x=\"\(f(right - 205))\" y=\"\(f(ly))\">\(escape(text))</text>\n"
+            s += "<line x1=\"\(f(right - 345))\" x2=\"\(f(right - 325))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"6 4\"" : "")/>\n"
+            s += "<text x=\"\(f(right - 320))\" y=\"\(f(ly))\">\(escape(text))</text>\n"
         }
         return s + "</g>\n"
     }
