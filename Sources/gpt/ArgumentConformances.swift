@@ -5,3 +5,4 @@ import GPT2
 extension ShardFormat: ExpressibleByArgument {}
 extension InputFormat: ExpressibleByArgument {}
 extension ComputeDevice: ExpressibleByArgument {}
+extension CUDAPrecision: ExpressibleByArgument {}

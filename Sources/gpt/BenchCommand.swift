@@ -59,6 +59,12 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step).")
     var steps: Int = 5
 
+    @Option(help: "Device: cpu, cuda, or auto (the CPU unless GPT2_CUDA_AUTO=1).")
+    var device: ComputeDevice = .cpu
+
+    @Option(help: "CUDA precision: bf16 or fp32.")
+    var precision: CUDAPrecision = .bf16
+
     func run() throws {
         let gpt = try resolveModel(model)
         let c = gpt.config
@@ -67,21 +73,37 @@ struct BenchTrain: ParsableCommand {
         let n = batch * seq
         let tokens = (0...n).map { _ in Int32(rng.next() % UInt64(c.vocabSize)) }
         let inputs = Array(tokens[0..<n]), targets = Array(tokens[1...n])
-        print("model: \(describe(c)); B=\(batch) T=\(seq); threads \(Parallel.threadCount); BLAS: \(BLAS.backendDescription)")
+        var engine: any TrainingEngine = gpt
+        var context: CUDAContext?
+        if try wantsCUDA(device) != nil {
+            let ctx = try openCUDA(ordinal: 0, precision: precision, headSize: c.headSize)
+            engine = try makeCUDAEngine(gpt, B: batch, T: seq, context: ctx)
+            context = ctx
+            print("model: \(describe(c)); B=\(batch) T=\(seq); \(describeCUDA(ctx))")
+        } else {
+            print("model: \(describe(c)); B=\(batch) T=\(seq); threads \(Parallel.threadCount); BLAS: \(BLAS.backendDescription)")
+        }
         var times: [Double] = []
         for step in 0...steps {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let loss = gpt.forward(inputs: inputs, targets: targets, B: batch, T: seq)
-            gpt.zeroGrad()
-            gpt.backward()
-            _ = gpt.clipGradients(maxNorm: 1.0)
-            gpt.update(learningRate: 1e-4, weightDecay: 0.1, step: step + 1)
+            let loss = try engine.forward(inputs: inputs, targets: targets, B: batch, T: seq)
+            try engine.zeroGrad()
+            try engine.backward(lossScale: 1)
+            _ = try engine.clipGradients(maxNorm: 1.0)
+            try engine.update(learningRate: 1e-4, weightDecay: 0.1, step: step + 1)   // CUDA: synchronises
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if step > 0 { times.append(dt) }
             print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
         }
         let mean = times.reduce(0, +) / Double(max(1, times.count))
-        print(String(format: "peak RSS %.0f MB", peakRSSMegabytes()))
+        if let context {
+            let (free, total) = try context.memoryInfo()
+            print(String(format: "GPU memory used %.1f GiB of %.1f", Double(total - free) / 1_073_741_824, Double(total) / 1_073_741_824))
+            let mfu = mfuText(context, tokensPerSecond: Double(n) / mean, config: c, T: seq)
+            if !mfu.isEmpty { print("MFU" + mfu.dropFirst(6)) }
+        } else {
+            print(String(format: "peak RSS %.0f MB", peakRSSMegabytes()))
+        }
         print(String(format: "tok/s %.1f", Double(n) / mean))
     }
 }

@@ -3,33 +3,57 @@ import GPT2
 
 /// This process's place in a data-parallel launch (mpirun, srun, torchrun-style variables),
 /// with MPI started when there is more than one process. Only rank 0 prints and writes files.
+/// On CUDA, `attachNCCL` adds the GPU communicator; under torchrun (no MPI) it also carries the
+/// host collectives (barriers, the stop flag, HellaSwag counts).
 struct ProcessGroup {
     let launch: LaunchInfo
-    let reducer: MPIReducer?
-    var rank: Int { reducer?.rank ?? 0 }
-    var worldSize: Int { reducer?.worldSize ?? 1 }
+    /// MPI, when the launch has several processes and MPI was started.
+    let mpi: MPIReducer?
+    /// NCCL, after `attachNCCL`.
+    private(set) var nccl: NCCLReducer?
+    /// Host collectives: MPI if started, else NCCL (nil for one process).
+    var reducer: GradientReducer? { mpi ?? nccl }
+    /// Gradient all-reduce for the training engine: NCCL when present, else MPI.
+    var gradientReducer: GradientReducer? { nccl ?? mpi }
+    var rank: Int { reducer?.rank ?? launch.rank }
+    var worldSize: Int { reducer?.worldSize ?? launch.worldSize }
     var isMain: Bool { rank == 0 }
 
-    /// Detects the launcher; loads and initialises MPI for more than one process.
-    static func start(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ProcessGroup {
+    /// Detects the launcher; loads and initialises MPI for more than one process, except under a
+    /// torchrun-style launch when `mpiOptional` (CUDA: NCCL does the collectives).
+    static func start(environment: [String: String] = ProcessInfo.processInfo.environment, mpiOptional: Bool = false) throws -> ProcessGroup {
         let launch = try LaunchInfo.detect(environment: environment)
-        guard launch.isDistributed else { return ProcessGroup(launch: launch, reducer: nil) }
-        return ProcessGroup(launch: launch, reducer: try MPIReducer(expected: launch, environment: environment))
+        guard launch.isDistributed else { return ProcessGroup(launch: launch, mpi: nil) }
+        if mpiOptional && launch.launcher == .torchrun { return ProcessGroup(launch: launch, mpi: nil) }
+        return ProcessGroup(launch: launch, mpi: try MPIReducer(expected: launch, environment: environment))
+    }
+
+    /// Builds the NCCL communicator on `context` (the id travels through MPI, GPT2_NCCL_ID_FILE or
+    /// MASTER_ADDR/MASTER_PORT+1). No-op for one process.
+    mutating func attachNCCL(context: CUDAContext, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard launch.isDistributed else { return }
+        // no NCCL but MPI: gradients go through host memory and MPI_Allreduce (slow, but works)
+        if mpi != nil && context.report.library(.nccl)?.isLoaded != true { return }
+        let exchange = try NCCLIdExchange.choose(environment: environment, hostReducer: mpi)
+        nccl = try NCCLReducer(context: context, rank: launch.rank, worldSize: launch.worldSize, exchange: exchange,
+                               timeout: NCCLIdExchange.timeout(environment: environment))
     }
 
     /// Runs `body`, then finalizes MPI. When `body` throws in a multi-process run, prints the error
-    /// with the rank and aborts the whole job (MPI_Abort), so no other rank waits forever.
+    /// with the rank and aborts the whole job (MPI_Abort, or ncclCommAbort and exit), so no other
+    /// rank waits forever.
     func run(_ body: () throws -> Void) throws {
         do {
             try body()
         } catch {
-            if let reducer {
+            if launch.isDistributed {
                 FileHandle.standardError.write(Data("error (rank \(rank) of \(worldSize)): \(error.localizedDescription)\n".utf8))
-                reducer.abort(errorCode: 1)
+                nccl?.abort()
+                mpi?.abort(errorCode: 1)
             }
             throw error
         }
-        try reducer?.finalize()
+        try mpi?.finalize()
     }
 
     /// Prints on rank 0 only.
@@ -38,7 +62,9 @@ struct ProcessGroup {
     }
 
     /// Waits for every rank (no-op for one process).
-    func barrier() throws { try reducer?.barrier() }
+    func barrier() throws {
+        if let mpi { try mpi.barrier() } else if let nccl { _ = try nccl.sum([0]) }
+    }
 
     /// Rank 0's `value` on every rank.
     func broadcast(_ value: Double) throws -> Double {

@@ -28,6 +28,12 @@ struct Sample: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 42
 
+    @Option(help: "Device: cpu, cuda (no KV cache: each token re-runs the batch; the LM head on the host), or auto (the CPU unless GPT2_CUDA_AUTO=1).")
+    var device: ComputeDevice = .cpu
+
+    @Option(help: "CUDA precision: bf16 or fp32.")
+    var precision: CUDAPrecision = .bf16
+
     @Flag(help: "Print each sample's new token ids (space-separated, one line per sample) instead of text.")
     var ids = false
 
@@ -39,6 +45,7 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
+        let report = try wantsCUDA(device)
         let gpt = try resolveModel(model)
         let tok = GPT2Tokenizer.gpt2
         let promptIds = tok.encode(prompt)
@@ -47,9 +54,17 @@ struct Sample: ParsableCommand {
             throw ValidationError("the prompt has \(promptIds.count) tokens; the model's context is \(gpt.config.maxSeqLen)")
         }
         let total = min(gpt.config.maxSeqLen, promptIds.count + maxTokens)
-        let generator = Generator(model: gpt, samples: numSamples, maxLength: total)
-        let samples = generator.generate(prompt: promptIds, maxNewTokens: maxTokens,
-                                         sampler: Sampler(topK: topK, temperature: temperature), seed: seed)
+        let sampler = Sampler(topK: topK, temperature: temperature)
+        let samples: [[Int32]]
+        if report != nil {
+            let ctx = try openCUDA(ordinal: 0, precision: precision, headSize: gpt.config.headSize)
+            FileHandle.standardError.write(Data((describeCUDA(ctx) + "\n").utf8))
+            let engine = try makeCUDAEngine(gpt, B: numSamples, T: total, context: ctx)
+            samples = try CUDAGenerator(engine: engine, host: gpt).generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
+        } else {
+            let generator = Generator(model: gpt, samples: numSamples, maxLength: total)
+            samples = generator.generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
+        }
         for s in samples {
             if ids {
                 print(s.map(String.init).joined(separator: " "))

@@ -42,7 +42,8 @@ public final class CUDABackend: @unchecked Sendable {
     private var buckets: CUDAContext.DeviceBuckets?
     private var hasTargets = false
     private var forwardDone = false
-    private var gradScale: Float = 1
+    /// Pending factor on the gradients (clipping, 1/worldSize after an all-reduce), applied by AdamW.
+    var gradScale: Float = 1
     /// Mean loss of the last forward pass with targets.
     public private(set) var meanLoss: Float = .nan
 
@@ -119,6 +120,17 @@ public final class CUDABackend: @unchecked Sendable {
     public func downloadMoments(m: ParameterTensors, v: ParameterTensors) throws {
         try context.download(m.memory, adamM.pointer, bytes: parameterCount * 4)
         try context.download(v.memory, adamV.pointer, bytes: parameterCount * 4)
+    }
+    public func uploadMoments(m: ParameterTensors, v: ParameterTensors) throws {
+        precondition(m.count == parameterCount && v.count == parameterCount, "uploadMoments: config mismatch")
+        try context.upload(adamM.pointer, m.memory, bytes: parameterCount * 4)
+        try context.upload(adamV.pointer, v.memory, bytes: parameterCount * 4)
+    }
+    /// The final LayerNorm's output of the last forward pass, (B,T,C) as fp32.
+    public func downloadLnf() throws -> [Float] {
+        var out = [Float](repeating: 0, count: B * T * config.channels)
+        try out.withUnsafeMutableBufferPointer { try context.downloadX($0.baseAddress!, lnf.pointer, count: $0.count) }
+        return out
     }
     /// Per-position losses of the last forward pass with targets.
     public func downloadLosses() throws -> [Float] {
@@ -270,5 +282,50 @@ public final class CUDABackend: @unchecked Sendable {
                               weightDecay: name.isDecayed ? weightDecay : 0, step: step, gradScale: gradScale)
         }
         try context.synchronize()
+    }
+}
+
+// MARK: - TrainingEngine
+
+/// A data-parallel reducer that works on device memory (NCCL): `Trainer` hands it the fp32
+/// gradient buffer directly instead of a host copy.
+public protocol DeviceGradientReducer: GradientReducer {
+    /// Sums `count` fp32 values at `values` (device memory of `context`) over all ranks, in place.
+    func sumInPlace(device values: CUdeviceptr, count: Int, context: CUDAContext) throws
+}
+
+extension CUDABackend: TrainingEngine {
+    public func forward(inputs: [Int32], targets: [Int32]?, B: Int, T: Int) throws -> Float {
+        precondition(B == self.B && T == self.T, "CUDABackend was allocated for B=\(self.B) T=\(self.T), got B=\(B) T=\(T)")
+        return try forward(inputs: inputs, targets: targets)
+    }
+
+    /// NCCL: sum on the device, then fold 1/worldSize into the pending gradient scale (AdamW and
+    /// the norm apply it: no extra pass). Any other reducer (MPI): through a host copy.
+    public func averageGradients(over reducer: GradientReducer) throws {
+        if let device = reducer as? DeviceGradientReducer {
+            try context.synchronize()
+            try device.sumInPlace(device: grads.pointer, count: parameterCount, context: context)
+            gradScale /= Float(reducer.worldSize)
+            return
+        }
+        var host = [Float](repeating: 0, count: parameterCount)
+        try host.withUnsafeMutableBufferPointer { h in
+            try context.download(h.baseAddress!, grads.pointer, bytes: parameterCount * 4)
+            try reducer.averageInPlace(h.baseAddress!, count: parameterCount)
+            try context.upload(grads.pointer, h.baseAddress!, bytes: parameterCount * 4)
+        }
+    }
+
+    public func copyState(to model: GPT2, includeOptimizer: Bool) throws {
+        precondition(model.config == config, "copyState: config mismatch")
+        try downloadParameters(into: model.params)
+        if includeOptimizer { try downloadMoments(m: model.adamM, v: model.adamV) }
+    }
+
+    public func loadState(from model: GPT2, includeOptimizer: Bool) throws {
+        precondition(model.config == config, "loadState: config mismatch")
+        try loadParameters(from: model.params)   // zeroes the moments
+        if includeOptimizer { try uploadMoments(m: model.adamM, v: model.adamV) }
     }
 }

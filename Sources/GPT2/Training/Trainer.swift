@@ -69,7 +69,13 @@ extension GradientReducer {
 }
 
 public final class Trainer {
-    public let model: GPT2
+    /// The model being trained (the CPU `GPT2` or a `CUDABackend`).
+    public let engine: any TrainingEngine
+    /// The engine as the CPU model; only for a Trainer made with `init(model:...)`.
+    public var model: GPT2 {
+        guard let m = engine as? GPT2 else { preconditionFailure("Trainer.model: the engine is not a GPT2; use engine.copyState(to:includeOptimizer:)") }
+        return m
+    }
     public let options: TrainOptions
     public let train: DataLoader
     public let val: DataLoader?
@@ -82,13 +88,19 @@ public final class Trainer {
     private var targets: [Int32] = []
     private var fixedBatch: ([Int32], [Int32])?
 
-    public init(model: GPT2, options: TrainOptions, train: DataLoader, val: DataLoader?, reducer: GradientReducer? = nil) throws {
+    /// Trains the CPU model `model`.
+    public convenience init(model: GPT2, options: TrainOptions, train: DataLoader, val: DataLoader?, reducer: GradientReducer? = nil) throws {
+        try self.init(engine: model, options: options, train: train, val: val, reducer: reducer)
+    }
+
+    /// Trains `engine`; `reducer` averages gradients and losses over data-parallel ranks.
+    public init(engine: any TrainingEngine, options: TrainOptions, train: DataLoader, val: DataLoader?, reducer: GradientReducer? = nil) throws {
         let world = reducer?.worldSize ?? 1
         let perStep = options.B * options.T * world
         guard options.totalBatch % perStep == 0, options.totalBatch >= perStep else {
             throw TrainingError.indivisibleBatch(total: options.totalBatch, B: options.B, T: options.T, world: world)
         }
-        self.model = model
+        self.engine = engine
         self.options = options
         self.train = train
         self.val = val
@@ -101,7 +113,8 @@ public final class Trainer {
     public func trainStep() throws -> StepStats {
         let t0 = DispatchTime.now().uptimeNanoseconds
         let B = options.B, T = options.T
-        model.zeroGrad()
+        let model = engine
+        try model.zeroGrad()
         var lossSum: Double = 0
         for _ in 0..<gradAccumSteps {
             if options.overfitBatch {
@@ -110,20 +123,20 @@ public final class Trainer {
             } else {
                 try train.next(inputs: &inputs, targets: &targets)
             }
-            let loss = model.forward(inputs: inputs, targets: targets, B: B, T: T)
+            let loss = try model.forward(inputs: inputs, targets: targets, B: B, T: T)
             lossSum += Double(loss)
-            model.backward(lossScale: 1 / Float(gradAccumSteps))
+            try model.backward(lossScale: 1 / Float(gradAccumSteps))
         }
         var loss = Float(lossSum / Double(gradAccumSteps))
         if let reducer, reducer.worldSize > 1 {
-            try reducer.averageInPlace(model.grads.memory, count: model.grads.count)
+            try model.averageGradients(over: reducer)
             try withUnsafeMutablePointer(to: &loss) { try reducer.averageInPlace($0, count: 1) }
         }
         guard loss.isFinite else { throw TrainingError.nonFinite(step: step, what: "the loss", value: loss) }
-        let norm = model.clipGradients(maxNorm: Float(options.gradClip))
+        let norm = try model.clipGradients(maxNorm: Float(options.gradClip))
         guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", value: norm) }
         let lr = options.schedule(step)
-        model.update(learningRate: Float(lr), weightDecay: Float(options.weightDecay), step: step + 1)
+        try model.update(learningRate: Float(lr), weightDecay: Float(options.weightDecay), step: step + 1)
         step += 1
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         return StepStats(step: step - 1, loss: loss, lr: lr, norm: norm, seconds: seconds,
@@ -140,7 +153,7 @@ public final class Trainer {
         var x: [Int32] = [], y: [Int32] = []
         for i in 0..<steps {
             try val.next(inputs: &x, targets: &y)
-            sum += Double(model.forward(inputs: x, targets: y, B: val.B, T: val.T))
+            sum += Double(try engine.forward(inputs: x, targets: y, B: val.B, T: val.T))
             progress?(i + 1, steps)
         }
         var loss = Float(sum / Double(steps))

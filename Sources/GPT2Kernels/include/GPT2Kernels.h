@@ -80,3 +80,8 @@ void gpt2k_sgemm(int transA, int transB, int M, int N, int K, float alpha, const
 // MARK: - CPU features
 /// 2 = AVX-512 (F, BW, DQ, VL), 1 = AVX2 + FMA, 0 = neither (or not x86-64).
 int gpt2k_cpu_level(void);
+
+// MARK: - NCCL ABI type
+/// nccl.h's `typedef struct { char internal[128]; } ncclUniqueId;`, declared in C so Swift can pass
+/// it by value to ncclCommInitRank through a @convention(c) function type (no NCCL is linked).
+typedef struct { char internal[128]; } gpt2_nccl_unique_id;
