@@ -173,7 +173,13 @@ struct Train: ParsableCommand {
         let (rank, world) = (group.rank, group.worldSize)
         let trainLoader = try DataLoader(directory: dataDir, split: .train, B: opts.B, T: opts.T, rank: rank, worldSize: world,
                                          shuffle: opts.shuffle, seed: opts.seed)
-        let valLoader = try? DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T, rank: rank, worldSize: world)
+        // No val shards: train without validation; a val shard that is unusable is an error.
+        let valLoader: DataLoader?
+        do {
+            valLoader = try DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T, rank: rank, worldSize: world)
+        } catch DataLoaderError.noShards {
+            valLoader = nil
+        }
         var engine: CUDABackend?
         if var ctx = cuda {
             if ctx.headSize != c.headSize {   // the context was compiled before the model was known
