@@ -254,7 +254,8 @@ final class KernelsGradientTests: XCTestCase {
 
     func testSgemmAllTransposesBLASAndFallback() {
         var rng = KRNG(state: 9)
-        let M = 37, N = 53, K = 29, pad = 3
+        // Partial 12x32 tiles; then several K (256), M (96) blocks and full tiles of the AVX-512 kernel.
+        for (M, N, K, pad) in [(37, 53, 29, 3), (110, 70, 300, 5)] {
         for transA in [false, true] { for transB in [false, true] { for beta: Float in [0, 1, 0.5] {
             let lda = (transA ? M : K) + pad, ldb = (transB ? K : N) + pad, ldc = N + pad
             let A = KBuf(random: (transA ? K : M) * lda, rng: &rng), Bm = KBuf(random: (transB ? N : K) * ldb, rng: &rng)
@@ -278,6 +279,6 @@ final class KernelsGradientTests: XCTestCase {
                 assertClose(got, ref, tol: 1e-5, "sgemm tA=\(transA) tB=\(transB) beta=\(beta) fallback=\(fallback)")
                 XCTAssertEqual(Cm.p[N], C0.p[N], "sgemm wrote into the ldc padding")
             }
-        } } }
+        } } } }
     }
 }
