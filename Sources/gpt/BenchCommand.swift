@@ -125,6 +125,9 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Repetitions (the best is reported).")
     var repeats: Int = 3
 
+    @Flag(help: "Score the whole vocabulary in fp32 every step (no two-pass LM head), for comparison.")
+    var fullHead = false
+
     func run() throws {
         let gpt = try resolveModel(model)
         let c = gpt.config
@@ -136,6 +139,7 @@ struct BenchGenerate: ParsableCommand {
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {
             let gen = Generator(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)
+            gen.twoPassHead = !fullHead
             let t0 = DispatchTime.now().uptimeNanoseconds
             _ = gen.generate(prompt: prompt, maxNewTokens: maxTokens, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)

@@ -26,28 +26,30 @@ public final class Generator {
         let n = model.config.numLayers * samples * maxLength * model.config.channels
         keys = .allocate(capacity: n)
         values = .allocate(capacity: n)
+        prepareHead()
     }
 
     deinit {
         keys.deallocate()
         values.deallocate()
         for p in scratch { p.deallocate() }
+        headBF16?.deallocate()
     }
 
-    /// Buffers for `rows` = S·n positions: x, h, qkv, att, fc (4C), mean, rstd, logits.
+    /// Buffers for `rows` = S·n positions: x, h, qkv, att, fc (4C), mean, rstd, logits, x2, exact logits.
     private func buffers(rows: Int) -> [UnsafeMutablePointer<Float>] {
         if rows <= scratchRows { return scratch }
         for p in scratch { p.deallocate() }
         let C = model.config.channels, Vp = model.config.paddedVocabSize
-        let sizes = [rows * C, rows * C, rows * 3 * C, rows * C, rows * 4 * C, rows, rows, S * Vp, rows * C]
+        let sizes = [rows * C, rows * C, rows * 3 * C, rows * C, rows * 4 * C, rows, rows, S * Vp, rows * C, S * Vp]
         scratch = sizes.map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
         scratchRows = rows
         return scratch
     }
 
-    /// Runs `n` new tokens per sample (`tokens` is (S, n)) at positions length..<length+n and
-    /// returns the logits of each sample's last position, (S, Vp).
-    public func step(tokens: [Int32], n: Int) -> UnsafePointer<Float> {
+    /// Runs `n` new tokens per sample and returns the final-LayerNorm output of each sample's
+    /// last position, (S, C).
+    private func hiddenStep(tokens: [Int32], n: Int) -> UnsafePointer<Float> {
         let c = model.config
         precondition(tokens.count == S * n && length + n <= maxLength, "Generator.step: cache full or bad token count")
         let C = c.channels, NH = c.numHeads, hs = C / NH, L = c.numLayers, Vp = c.paddedVocabSize
@@ -113,12 +115,82 @@ public final class Generator {
             linear(out: x, inp: fc, weight: p.pointer(.fcprojw, layer: l), bias: p.pointer(.fcprojb, layer: l),
                            rows: rows, C: 4 * C, OC: C, residual: x2)
         }
-        // Final LayerNorm and the tied LM head, for each sample's last position only.
+        // Final LayerNorm for each sample's last position only.
         for s in 0..<S { (h + s * C).update(from: x + (s * n + n - 1) * C, count: C) }
         LayerNorm.forward(out: x2, mean: mean, rstd: rstd, inp: h, weight: p.pointer(.lnfw), bias: p.pointer(.lnfb), B: 1, T: S, C: C)
-        linear(out: logits, inp: x2, weight: wte, bias: nil, rows: S, C: C, OC: Vp)
         length += n
+        return UnsafePointer(x2)
+    }
+
+    /// Runs `n` new tokens per sample (`tokens` is (S, n)) at positions length..<length+n and
+    /// returns the logits of each sample's last position, (S, Vp).
+    public func step(tokens: [Int32], n: Int) -> UnsafePointer<Float> {
+        let c = model.config
+        let hidden = hiddenStep(tokens: tokens, n: n)
+        let logits = scratch[7]
+        linear(out: logits, inp: hidden, weight: model.params.pointer(.wte), bias: nil, rows: S, C: c.channels, OC: c.paddedVocabSize)
         return UnsafePointer(logits)
+    }
+
+    // MARK: - Two-pass LM head
+    // The tied LM head streams all of wte (Vp x C floats) per token, which bounds generation by
+    // memory bandwidth. For greedy and top-k sampling only the k best logits matter, so: (1) score
+    // every token with a bf16 copy of wte (half the bytes), (2) keep every token whose score could
+    // still reach the k best (|error| <= (2^-9 + 2^-12) * |w_row| * |x|, rounding plus
+    // accumulation), (3) recompute those exactly in fp32 with the same kernel as the full head.
+    // The sampled token is therefore exactly the one the full fp32 head gives.
+
+    private var headBF16: UnsafeMutablePointer<UInt16>?
+    private var headNorms: [Float] = []
+
+    private func prepareHead() {
+        guard headBF16 == nil else { return }
+        let c = model.config, C = c.channels, Vp = c.paddedVocabSize
+        let w = UnsafeMutablePointer<UInt16>.allocate(capacity: Vp * C)
+        headNorms = [Float](repeating: 0, count: Vp)
+        let box = UncheckedSendable(value: (w, model.params.pointer(.wte)))
+        headNorms.withUnsafeMutableBufferPointer { norms in
+            let nb = UncheckedSendable(value: norms.baseAddress!)
+            Parallel.chunks(Vp, minChunk: 1024) { r in
+                gpt2k_to_bf16_rows(box.value.0, nb.value, box.value.1, C, r.lowerBound, r.upperBound)
+            }
+        }
+        headBF16 = w
+    }
+
+    /// Exact (logit, id) candidates, in id order, that contain the `k` best tokens of sample `s`.
+    private func headCandidates(hidden: UnsafePointer<Float>, k: Int) -> [[(Float, Int32)]] {
+        prepareHead()
+        let c = model.config, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
+        let approx = scratch[7], exact = scratch[9]
+        let box = UncheckedSendable(value: (approx, hidden, headBF16!))
+        Parallel.chunks(V, minChunk: 1024, align: 16) { r in
+            let (approx, hidden, w) = box.value
+            gpt2k_gemv_bf16_rows(approx, hidden, w, S, C, Vp, r.lowerBound, r.upperBound)
+        }
+        let wte = model.params.pointer(.wte)
+        return (0..<S).map { s in
+            let x = hidden + s * C, a = approx + s * Vp
+            var xx: Float = 0
+            for i in 0..<C { xx += x[i] * x[i] }
+            let scale = (Float(1) / 512 + Float(1) / 4096) * xx.squareRoot() * 1.001
+            // The k-th largest lower bound: every token above it in the upper bound stays.
+            var lows = [Float](repeating: -.infinity, count: k)   // descending
+            for i in 0..<V {
+                let low = a[i] - scale * headNorms[i]
+                if low <= lows[k - 1] { continue }
+                var j = k - 1
+                while j > 0 && lows[j - 1] < low { lows[j] = lows[j - 1]; j -= 1 }
+                lows[j] = low
+            }
+            let threshold = lows[k - 1]
+            var out: [(Float, Int32)] = []
+            for i in 0..<V where a[i] + scale * headNorms[i] >= threshold {
+                gpt2k_gemv_rows(exact + s * Vp, x, wte, nil, 1, C, Vp, i, i + 1)
+                out.append((exact[s * Vp + i], Int32(i)))
+            }
+            return out
+        }
     }
 
     /// out (rows, OC) = inp (rows, C) · weightᵀ + bias (+ residual). Few rows go through a
@@ -144,6 +216,9 @@ public final class Generator {
         }
     }
 
+    /// Use the two-pass LM head for greedy and top-k sampling (same tokens, about half the bytes).
+    public var twoPassHead = true
+
     /// Generates `maxNewTokens` tokens after `prompt` for every sample; returns the new ids per sample.
     /// Stops early when the context is full. Deterministic for a given seed.
     public func generate(prompt: [Int32], maxNewTokens: Int, sampler: Sampler, seed: UInt64) -> [[Int32]] {
@@ -154,11 +229,19 @@ public final class Generator {
         var out = [[Int32]](repeating: [], count: S)
         let steps = min(maxNewTokens, maxLength - prompt.count)
         guard steps > 0 else { return out }
-        var logits = step(tokens: Array((0..<S).map { _ in prompt }.joined()), n: prompt.count)
-        for k in 0..<steps {
+        let decisive = twoPassHead ? sampler.decisiveCount(V: V) : nil
+        var tokens = Array((0..<S).map { _ in prompt }.joined()), n = prompt.count
+        for _ in 0..<steps {
             var next = [Int32](repeating: 0, count: S)
-            for s in 0..<S { next[s] = sampler.sample(logits + s * Vp, V: V, rng: &rng); out[s].append(next[s]) }
-            if k + 1 < steps { logits = step(tokens: next, n: 1) }
+            if let decisive {
+                let candidates = headCandidates(hidden: hiddenStep(tokens: tokens, n: n), k: decisive)
+                for s in 0..<S { next[s] = sampler.sample(candidates: candidates[s], rng: &rng) }
+            } else {
+                let logits = step(tokens: tokens, n: n)
+                for s in 0..<S { next[s] = sampler.sample(logits + s * Vp, V: V, rng: &rng) }
+            }
+            for s in 0..<S { out[s].append(next[s]) }
+            (tokens, n) = (next, 1)
         }
         return out
     }

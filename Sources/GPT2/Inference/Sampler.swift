@@ -30,22 +30,49 @@ public struct Sampler: Sendable {
 
     /// Picks a token from `logits[0..<V]`.
     public func sample(_ logits: UnsafePointer<Float>, V: Int, rng: inout SplitMix64) -> Int32 {
+        pick(count: V, selectTopK: topK > 0 && topK < V, logit: { logits[$0] }, id: { Int32($0) }, rng: &rng)
+    }
+
+    /// Picks from (exact logit, id) candidates in increasing id order. Gives the same token as
+    /// `sample` on the full logits whenever the candidates include the `topK` best (1 if greedy).
+    public func sample(candidates: [(Float, Int32)], rng: inout SplitMix64) -> Int32 {
+        // The vocabulary is larger than k here (see `decisiveCount`), so top-k always applies.
+        pick(count: candidates.count, selectTopK: topK > 0, logit: { candidates[$0].0 }, id: { candidates[$0].1 }, rng: &rng)
+    }
+
+    /// How many of the best tokens decide the draw: 1 when greedy, k with top-k, nil when all do.
+    public func decisiveCount(V: Int) -> Int? {
+        if temperature <= 0 { return 1 }
+        return topK > 0 && topK < V ? topK : nil
+    }
+
+    @inline(__always)
+    private func pick(count: Int, selectTopK: Bool, logit: (Int) -> Float, id: (Int) -> Int32, rng: inout SplitMix64) -> Int32 {
         if temperature <= 0 {
             var best = 0
-            for i in 1..<V where logits[i] > logits[best] { best = i }   // first max wins, as torch.argmax
-            return Int32(best)
+            for i in 1..<count where logit(i) > logit(best) { best = i }   // first max wins, as torch.argmax
+            return id(best)
         }
-        // Candidates: the k largest logits (all when k is 0 or >= V).
-        var candidates: [(Float, Int32)]
-        if topK > 0 && topK < V {
-            candidates = topKLogits(logits, V: V, k: topK)
+        // The k largest logits, largest first (all, in id order, when k is 0 or covers the vocabulary).
+        var top: [(Float, Int32)]
+        if selectTopK {
+            top = []
+            top.reserveCapacity(topK + 1)
+            for i in 0..<count {
+                let x = logit(i)
+                if top.count == topK && x <= top[topK - 1].0 { continue }
+                var j = top.count
+                while j > 0 && top[j - 1].0 < x { j -= 1 }
+                top.insert((x, id(i)), at: j)
+                if top.count > topK { top.removeLast() }
+            }
         } else {
-            candidates = (0..<V).map { (logits[$0], Int32($0)) }
+            top = (0..<count).map { (logit($0), id($0)) }
         }
-        let maxLogit = candidates.reduce(-Float.infinity) { max($0, $1.0) }
+        let maxLogit = top.reduce(-Float.infinity) { max($0, $1.0) }
         var total: Float = 0
-        var weights = [Float](repeating: 0, count: candidates.count)
-        for (i, c) in candidates.enumerated() {
+        var weights = [Float](repeating: 0, count: top.count)
+        for (i, c) in top.enumerated() {
             weights[i] = ((c.0 - maxLogit) / temperature).exp()
             total += weights[i]
         }
@@ -53,24 +80,9 @@ public struct Sampler: Sendable {
         var acc: Float = 0
         for (i, w) in weights.enumerated() {
             acc += w
-            if u < acc { return candidates[i].1 }
+            if u < acc { return top[i].1 }
         }
-        return candidates[candidates.count - 1].1
-    }
-
-    /// The k largest logits with their ids, largest first (a bounded insertion pass: k is small).
-    func topKLogits(_ logits: UnsafePointer<Float>, V: Int, k: Int) -> [(Float, Int32)] {
-        var top: [(Float, Int32)] = []
-        top.reserveCapacity(k + 1)
-        for i in 0..<V {
-            let x = logits[i]
-            if top.count == k && x <= top[k - 1].0 { continue }
-            var j = top.count
-            while j > 0 && top[j - 1].0 < x { j -= 1 }
-            top.insert((x, Int32(i)), at: j)
-            if top.count > k { top.removeLast() }
-        }
-        return top
+        return top[top.count - 1].1
     }
 }
 
