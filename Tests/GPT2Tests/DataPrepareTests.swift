@@ -214,7 +214,7 @@ final class DataPrepareTests: XCTestCase {
         // Overwrite with fewer, larger shards: the stale ones go.
         let summary = try DatasetPreparer.prepare(inputs: inputs, outputDirectory: out, name: "ds", shardTokens: 1000,
                                                   threads: 1, overwrite: true)
-        XCTAssertEqual(shardNames(out), summary.shards.map { AtomicFileWriter.splitPath($0).base }.sorted())
+        XCTAssertEqual(shardNames(out), summary.shards.map { splitPath($0).base }.sorted())
         XCTAssertEqual(try summary.shards.flatMap { try TokenShard.read(path: $0) }, stream(docs))
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/other_val_000000.npy"))
     }

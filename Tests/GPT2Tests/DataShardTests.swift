@@ -84,9 +84,9 @@ enum DataTestSupport {
         }
     }
 
-    /// Files left in `directory` whose names end in `.tmp`.
+    /// Temporary files left in `directory` (`.NAME.tmp-<pid>-<random>`).
     static func temporaryFiles(in directory: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".tmp") }
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix(".") && $0.contains(".tmp") }
     }
 }
 

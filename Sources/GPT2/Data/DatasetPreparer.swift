@@ -188,7 +188,7 @@ public enum DatasetPreparer {
         try sink.finish { report(shard: $0) }
 
         // Stale shards of an earlier, longer run would be read as part of this dataset.
-        let written = Set(sink.written.map { AtomicFileWriter.splitPath($0).base })
+        let written = Set(sink.written.map { splitPath($0).base })
         for stale in existing where !written.contains(stale) {
             unlink(joinPath(outputDirectory, stale))
         }

@@ -1,6 +1,5 @@
-// POSIX file helpers for the data pipeline: whole reads and writes that retry on EINTR and
-// short counts, and an atomic writer (temporary file in the same directory, fsync, rename,
-// fsync of the directory) so a crash never leaves a partial file under its final name.
+// POSIX file helpers for the data pipeline: whole reads that retry on EINTR and short counts.
+// (Atomic writes use `AtomicOutputFile`, Formats/SafeTensorsWriter.swift.)
 // Internal: callers turn `POSIXFailure` into their own domain errors (ShardError, DocumentError).
 #if canImport(Glibc)
 import Glibc
@@ -97,90 +96,8 @@ private func Glibc_read(_ fd: Int32, _ buf: UnsafeMutableRawPointer, _ count: In
     read(fd, buf, count)
 }
 
-// MARK: - Atomic writing
-
-/// Writes a file under a temporary name (`.NAME.tmp` beside it), fsyncs it, renames it into place and
-/// fsyncs the directory. On any failure the temporary file is removed and the final name is untouched.
-struct AtomicFileWriter {
-    /// The path the file will have once committed.
-    let path: String
-    /// The temporary path written first.
-    let temporaryPath: String
-    private var fd: Int32 = -1
-
-    static func temporaryPath(for path: String) -> String {
-        let (dir, base) = splitPath(path)
-        return dir + "." + base + ".tmp"
-    }
-
-    init(path: String) throws(POSIXFailure) {
-        self.path = path
-        temporaryPath = AtomicFileWriter.temporaryPath(for: path)
-        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw POSIXFailure("open") }
-        self.fd = fd
-    }
-
-    /// Appends `count` bytes.
-    func write(_ bytes: UnsafeRawPointer, count: Int) throws(POSIXFailure) {
-        var done = 0
-        while done < count {
-            // Large writes are split so no single call exceeds what every platform accepts.
-            let n = Glibc_write(fd, bytes + done, min(count - done, 1 << 30))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw POSIXFailure("write")
-            }
-            done += n
-        }
-    }
-
-    /// Appends `bytes`.
-    func write(_ bytes: [UInt8]) throws(POSIXFailure) {
-        var failure: POSIXFailure?
-        bytes.withUnsafeBytes { b in
-            do throws(POSIXFailure) {
-                if let base = b.baseAddress { try write(base, count: b.count) }
-            } catch {
-                failure = error
-            }
-        }
-        if let failure { throw failure }
-    }
-
-    /// fsync, close, rename into place, fsync the directory.
-    mutating func commit() throws(POSIXFailure) {
-        guard fsync(fd) == 0 else { throw POSIXFailure("fsync") }
-        let closed = close(fd)
-        fd = -1
-        guard closed == 0 else { throw POSIXFailure("close") }
-        guard rename(temporaryPath, path) == 0 else { throw POSIXFailure("rename") }
-        // Make the rename itself durable; failure here (e.g. a filesystem without directory fsync) is harmless.
-        let directory = AtomicFileWriter.splitPath(path).directory
-        let dirfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_CLOEXEC)
-        if dirfd >= 0 {
-            _ = fsync(dirfd)
-            close(dirfd)
-        }
-    }
-
-    /// Closes and removes the temporary file (after a failure).
-    mutating func abandon() {
-        if fd >= 0 {
-            close(fd)
-            fd = -1
-        }
-        unlink(temporaryPath)
-    }
-
-    /// ("dir/", "name") with the directory keeping its trailing slash; "" for a bare name.
-    static func splitPath(_ path: String) -> (directory: String, base: String) {
-        guard let slash = path.lastIndex(of: "/") else { return ("", path) }
-        return (String(path[...slash]), String(path[path.index(after: slash)...]))
-    }
-}
-
-@inline(__always)
-private func Glibc_write(_ fd: Int32, _ buf: UnsafeRawPointer, _ count: Int) -> Int {
-    write(fd, buf, count)
+/// ("dir/", "name") with the directory keeping its trailing slash; "" for a bare name.
+func splitPath(_ path: String) -> (directory: String, base: String) {
+    guard let slash = path.lastIndex(of: "/") else { return ("", path) }
+    return (String(path[...slash]), String(path[path.index(after: slash)...]))
 }

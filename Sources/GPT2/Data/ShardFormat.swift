@@ -390,7 +390,7 @@ public enum TokenShard {
         #endif
     }
 
-    /// Writes a shard atomically: to `.NAME.tmp` in the same directory, fsync, then rename to `path`.
+    /// Writes a shard atomically: to a temporary file beside it, fsync, then rename to `path`.
     /// A failure removes the temporary file and leaves `path` as it was.
     /// - Parameters:
     ///   - tokens: the token ids.
@@ -398,28 +398,26 @@ public enum TokenShard {
     ///   - format: `.npy` (byte-identical to np.save) or `.bin` (llm.c).
     public static func write(_ tokens: UnsafeBufferPointer<UInt16>, to path: String, format: ShardFormat) throws(ShardError) {
         let header = ShardHeader.encode(format: format, tokenCount: tokens.count)
-        var writer: AtomicFileWriter
         do {
-            writer = try AtomicFileWriter(path: path)
-        } catch {
-            throw .cannotOpen(path: AtomicFileWriter.temporaryPath(for: path), reason: error.reason)
-        }
-        do throws(POSIXFailure) {
-            try writer.write(header)
-            if let base = tokens.baseAddress, !tokens.isEmpty {
-                #if _endian(big)
-                var le: [UInt8] = []
-                le.reserveCapacity(2 * tokens.count)
-                for t in tokens { le.append(UInt8(t & 0xFF)); le.append(UInt8(t >> 8)) }
-                try writer.write(le)
-                #else
-                try writer.write(UnsafeRawPointer(base), count: 2 * tokens.count)
-                #endif
+            try AtomicOutputFile.write(to: path) { file in
+                try file.write(header)
+                if let base = tokens.baseAddress, !tokens.isEmpty {
+                    #if _endian(big)
+                    var le: [UInt8] = []
+                    le.reserveCapacity(2 * tokens.count)
+                    for t in tokens { le.append(UInt8(t & 0xFF)); le.append(UInt8(t >> 8)) }
+                    try file.write(le)
+                    #else
+                    try file.write(UnsafeRawPointer(base), count: 2 * tokens.count)
+                    #endif
+                }
             }
-            try writer.commit()
+        } catch FormatWriteError.cannotCreate(_, let reason) {
+            throw .cannotOpen(path: path, reason: "cannot create a temporary file beside it: \(reason)")
+        } catch let error as FormatWriteError {
+            throw .ioFailed(path: path, reason: error.localizedDescription)
         } catch {
-            writer.abandon()
-            throw .ioFailed(path: path, reason: "\(error.call): \(error.reason)")
+            throw .ioFailed(path: path, reason: "\(error)")
         }
     }
 
