@@ -107,13 +107,13 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testUTF8Validation() {
-        func valid(_ b: [UInt8]) -> Int { b.withUnsafeBufferPointer { UTF8Validation.validPrefix($0) } }
-        XCTAssertEqual(valid(Array("héllo €😀".utf8)), Array("héllo €😀".utf8).count)
-        XCTAssertEqual(valid([0x61, 0xC0, 0xAF]), 1)          // overlong
-        XCTAssertEqual(valid([0x61, 0x62, 0xED, 0xA0, 0x80]), 2)  // surrogate
-        XCTAssertEqual(valid([0xF4, 0x90, 0x80, 0x80]), 0)    // > U+10FFFF
-        XCTAssertEqual(valid([0x61, 0xE2, 0x82]), 1)          // truncated
-        XCTAssertEqual(valid(Array(repeating: 0x41, count: 17) + [0x80]), 17)
+        func check(_ b: [UInt8]) -> UTF8Validator.Result { b.withUnsafeBufferPointer { UTF8Validator.check($0) } }
+        XCTAssertEqual(check(Array("héllo €😀".utf8)), .valid)
+        XCTAssertEqual(check([0x61, 0xC0, 0xAF]), .invalid(at: 1))          // overlong
+        XCTAssertEqual(check([0x61, 0x62, 0xED, 0xA0, 0x80]), .invalid(at: 2))  // surrogate
+        XCTAssertEqual(check([0xF4, 0x90, 0x80, 0x80]), .invalid(at: 0))    // > U+10FFFF
+        XCTAssertEqual(check([0x61, 0xE2, 0x82]), .incomplete(at: 1))       // truncated
+        XCTAssertEqual(check(Array(repeating: 0x41, count: 17) + [0x80]), .invalid(at: 17))
     }
 
     func testLoadsAllFileFormats() throws {

@@ -34,8 +34,12 @@ extension GPT2Tokenizer {
             }
             let ids: [Int32] = try buffer.withUnsafeBufferPointer { b in
                 let part = UnsafeBufferPointer(rebasing: b[0..<cut])
-                let valid = UTF8Validation.validPrefix(part)
-                if valid < cut { throw TokenizerError.invalidUTF8(path: path, offset: consumed + valid) }
+                // The part ends at an ASCII cut or at the end of the input: an incomplete
+                // character there is invalid too.
+                switch UTF8Validator.check(part) {
+                case .valid: break
+                case .invalid(let at), .incomplete(let at): throw TokenizerError.invalidUTF8(path: path, offset: consumed + at)
+                }
                 return encode(utf8: part, allowSpecial: allowSpecial, threads: threads)
             }
             try emit(ids)

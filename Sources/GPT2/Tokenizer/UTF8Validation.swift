@@ -1,46 +1,48 @@
-// UTF-8 validation with the offset of the first bad byte (for "file X is not UTF-8 at byte N").
+// Strict UTF-8 validation with the offset of the first bad character, for errors such as
+// "'x.txt' is not valid UTF-8 (first bad byte at offset N)" (tokenizer streams, document reader).
 
-enum UTF8Validation {
-    /// Length of the longest valid UTF-8 prefix of `b`; equals `b.count` when all of it is valid.
-    /// With `allowTruncatedEnd`, a multi-byte sequence cut by the end of the buffer stops the scan
-    /// there without being an error (the caller supplies the rest later).
-    static func validPrefix(_ b: UnsafeBufferPointer<UInt8>, allowTruncatedEnd: Bool = false) -> Int {
-        let n = b.count
-        guard let p = b.baseAddress else { return 0 }
+/// Strict UTF-8 validation (no overlongs, surrogates or code points above U+10FFFF), as Python's decoder.
+enum UTF8Validator {
+    enum Result: Equatable {
+        case valid
+        /// Valid up to a character that the buffer ends inside of, starting at this index.
+        case incomplete(at: Int)
+        /// The character starting at this index is invalid.
+        case invalid(at: Int)
+    }
+
+    static func check(_ p: UnsafeBufferPointer<UInt8>) -> Result {
+        let n = p.count
+        guard let base = p.baseAddress else { return .valid }
         var i = 0
         while i < n {
-            // 8 ASCII bytes at a time
-            if i + 8 <= n && UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
+            // ASCII fast path, 8 bytes at a time.
+            while i + 8 <= n, UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self) & 0x8080_8080_8080_8080 == 0 {
                 i += 8
-                continue
             }
-            let c = p[i]
-            if c < 0x80 { i += 1; continue }
-            let len: Int
-            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
-            switch c {
-            case 0xC2...0xDF: len = 2
-            case 0xE0: len = 3; lo = 0xA0
-            case 0xE1...0xEC, 0xEE, 0xEF: len = 3
-            case 0xED: len = 3; hi = 0x9F
-            case 0xF0: len = 4; lo = 0x90
-            case 0xF1...0xF3: len = 4
-            case 0xF4: len = 4; hi = 0x8F
-            default: return i
+            guard i < n else { break }
+            let b0 = base[i]
+            if b0 < 0x80 { i += 1; continue }
+            let length: Int
+            var lo: UInt8 = 0x80, hi: UInt8 = 0xBF  // allowed range of the second byte
+            switch b0 {
+            case 0xC2...0xDF: length = 2
+            case 0xE0: length = 3; lo = 0xA0
+            case 0xED: length = 3; hi = 0x9F
+            case 0xE1...0xEC, 0xEE...0xEF: length = 3
+            case 0xF0: length = 4; lo = 0x90
+            case 0xF1...0xF3: length = 4
+            case 0xF4: length = 4; hi = 0x8F
+            default: return .invalid(at: i)
             }
-            if i + len > n {
-                // Check what is there; a valid-so-far tail is "truncated", not invalid.
-                var k = i + 1
-                if k < n && !(lo...hi).contains(p[k]) { return i }
-                k += 1
-                while k < n { if p[k] & 0xC0 != 0x80 { return i }; k += 1 }
-                return i  // either way the prefix ends here; allowTruncatedEnd tells callers it may continue
+            for k in 1..<length {
+                guard i + k < n else { return .incomplete(at: i) }
+                let b = base[i + k]
+                let ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xBF)
+                if !ok { return .invalid(at: i) }
             }
-            if !(lo...hi).contains(p[i + 1]) { return i }
-            for k in 2..<len where p[i + k] & 0xC0 != 0x80 { return i }
-            i += len
+            i += length
         }
-        _ = allowTruncatedEnd
-        return n
+        return .valid
     }
 }
