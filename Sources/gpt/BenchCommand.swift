@@ -65,6 +65,9 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "CUDA precision: bf16 or fp32.")
     var precision: CUDAPrecision = .bf16
 
+    @Flag(help: "CUDA: after the timed steps, time one step op by op and print the table.")
+    var profile = false
+
     func run() throws {
         let gpt = try resolveModel(model)
         let c = gpt.config
@@ -96,6 +99,19 @@ struct BenchTrain: ParsableCommand {
             print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
         }
         let mean = times.reduce(0, +) / Double(max(1, times.count))
+        if let context, profile {
+            // one more step with every launch and matmul timed on its own (synchronised)
+            context.profiling = true
+            context.resetProfile()
+            _ = try engine.forward(inputs: inputs, targets: targets, B: batch, T: seq)
+            try engine.zeroGrad()
+            try engine.backward(lossScale: 1)
+            _ = try engine.clipGradients(maxNorm: 1.0)
+            try engine.update(learningRate: 1e-4, weightDecay: 0.1, step: steps + 2)
+            context.profiling = false
+            print("profile of one step (each op synchronised):")
+            for line in context.profileReport() { print("  " + line) }
+        }
         if let context {
             let (free, total) = try context.memoryInfo()
             print(String(format: "GPU memory used %.1f GiB of %.1f", Double(total - free) / 1_073_741_824, Double(total) / 1_073_741_824))

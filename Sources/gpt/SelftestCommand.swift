@@ -48,12 +48,19 @@ struct Selftest: ParsableCommand {
             for line in ctx.compileLog { print("   " + line) }
             let record: (CUDASelftestResult) -> Void = { r in
                 let status = r.passed ? "PASS" : "FAIL"
-                print(String(format: "  %@  %-58@ max rel err %.3e  (tol %.0e)", status, r.name, r.maxRelativeError, r.tolerance))
+                let name = r.name.count < 58 ? r.name + String(repeating: " ", count: 58 - r.name.count) : r.name
+                print("  \(status)  \(name) " + String(format: "max rel err %.3e  (tol %.0e)", r.maxRelativeError, r.tolerance))
                 if !r.passed { failures.append("\(p.rawValue): \(r.name)") }
             }
             let t0 = Date()
             try CUDASelftest.runKernels(context: ctx, record: record)
-            if !kernelsOnly { try CUDASelftest.runModel(context: ctx, steps: steps, record: record) }
+            if !kernelsOnly {
+                try CUDASelftest.runModel(context: ctx, steps: steps, vocabChunk: 256, record: record)
+                try CUDASelftest.runModel(context: ctx, steps: steps, vocabChunk: nil, record: record)
+            }
+            if p == precisions.last, !kernelsOnly, try !CUDASelftest.runNCCL(context: ctx, record: record) {
+                print("   (NCCL not found: all-reduce not checked)")
+            }
             print(String(format: "   (%.2f s)", Date().timeIntervalSince(t0)))
         }
         if failures.isEmpty {

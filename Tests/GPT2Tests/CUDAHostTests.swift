@@ -136,12 +136,40 @@ final class CUDAHostTests: XCTestCase {
         XCTAssertEqual(CUDALaunchConfig.gradNorm().partial.grid.x, 1024)
     }
 
+    func testLayerNormBackwardWarpLaunch() {
+        // GPT-2 124M, bf16: 8 warps, 48 KiB of shared memory (8 × 2 × 768 floats), 4 blocks per SM
+        let l = CUDALaunchConfig.layerNormBackwardWarp(rows: 65536, C: 768, elementSize: 2, multiprocessors: 132)!
+        XCTAssertEqual(l.block.x, 256)
+        XCTAssertEqual(l.sharedBytes, 49152)
+        XCTAssertEqual(l.grid.x, 528)
+        // GPT-2 XL (C=1600): fewer warps so the slices fit in 48 KiB
+        let xl = CUDALaunchConfig.layerNormBackwardWarp(rows: 1024, C: 1600, elementSize: 2, multiprocessors: 132)!
+        XCTAssertEqual(xl.block.x, 96)
+        XCTAssertLessThanOrEqual(xl.sharedBytes, 49152)
+        // few rows: no more blocks than rows need
+        XCTAssertEqual(CUDALaunchConfig.layerNormBackwardWarp(rows: 20, C: 256, elementSize: 4, multiprocessors: 132)!.grid.x, 3)
+        // C not a whole number of 16-byte packs, or too wide: the block kernel is used
+        XCTAssertNil(CUDALaunchConfig.layerNormBackwardWarp(rows: 64, C: 100, elementSize: 2, multiprocessors: 132))
+        XCTAssertNil(CUDALaunchConfig.layerNormBackwardWarp(rows: 64, C: 8192, elementSize: 4, multiprocessors: 132))
+        XCTAssertEqual(CUDALaunchConfig.warpPerRow(rows: 17).grid.x, 3)
+    }
+
     func testEncoderBuckets() {
         let b = EncoderBuckets(inputs: [5, 3, 5, 9, 3, 5])
         XCTAssertEqual(b.tokens, [3, 5, 9])
         XCTAssertEqual(b.starts, [0, 2, 5, 6])
         XCTAssertEqual(b.positions, [1, 4, 0, 2, 5, 3])
         XCTAssertEqual(EncoderBuckets(inputs: []).starts, [0])
+        // the counting sort equals a plain sort by (token, position) on random ids
+        var rng = SplitMix64(seed: 3)
+        let ids = (0..<5000).map { _ in Int32(rng.next() % 700) }
+        let r = EncoderBuckets(inputs: ids)
+        let order = (0..<ids.count).sorted { ids[$0] != ids[$1] ? ids[$0] < ids[$1] : $0 < $1 }
+        XCTAssertEqual(r.positions, order.map { Int32($0) })
+        XCTAssertEqual(r.tokens, Array(Set(ids)).sorted())
+        for k in 0..<r.count {
+            XCTAssertTrue(r.positions[Int(r.starts[k])..<Int(r.starts[k + 1])].allSatisfy { ids[Int($0)] == r.tokens[k] })
+        }
     }
 
     // MARK: - NVRTC options, targets and cache keys

@@ -47,12 +47,26 @@ public final class CUDABackend: @unchecked Sendable {
     /// Mean loss of the last forward pass with targets.
     public private(set) var meanLoss: Float = .nan
 
+    /// Whether the LM head runs as one chunk: its logits then survive from forward to backward,
+    /// which skips recomputing them.
+    public var singleHeadChunk: Bool { vocabChunk >= config.paddedVocabSize }
+
     /// Allocates everything for batches of (B, T).
-    public init(config: GPT2Config, B: Int, T: Int, context: CUDAContext, vocabChunk: Int = 8192) throws {
+    /// - Parameter vocabChunk: LM-head columns per chunk; nil: the whole (padded) vocabulary when
+    ///   its floatX logits take at most a quarter of the free device memory (6.6 GB for GPT-2 at
+    ///   B=64, T=1024, bf16), else 8192.
+    public init(config: GPT2Config, B: Int, T: Int, context: CUDAContext, vocabChunk: Int? = nil) throws {
         precondition(T <= config.maxSeqLen && B >= 1 && T >= 1, "CUDABackend: need 1 <= T <= \(config.maxSeqLen), B >= 1")
         precondition(config.headSize == context.headSize, "context compiled for head size \(context.headSize), model has \(config.headSize)")
         self.config = config; self.B = B; self.T = T; self.context = context
-        self.vocabChunk = CUDALaunchConfig.vocabChunk(Vp: config.paddedVocabSize, maxChunk: vocabChunk)
+        let chunk: Int
+        if let vocabChunk {
+            chunk = vocabChunk
+        } else {
+            let fullBytes = B * T * config.paddedVocabSize * context.precision.elementSize
+            chunk = fullBytes <= (try context.memoryInfo().free) / 4 ? config.paddedVocabSize : 8192
+        }
+        self.vocabChunk = CUDALaunchConfig.vocabChunk(Vp: config.paddedVocabSize, maxChunk: chunk)
         var offs: [Int] = [], cnts: [Int] = [], total = 0
         for name in ParameterName.allCases { offs.append(total); cnts.append(name.count(config)); total += name.count(config) }
         offsets = offs; counts = cnts; parameterCount = total
@@ -214,7 +228,9 @@ public final class CUDABackend: @unchecked Sendable {
         for v0 in stride(from: 0, to: Vp, by: vocabChunk) {
             let Vc = min(vocabChunk, Vp - v0)
             let wte = w(.wte) + CUdeviceptr(v0 * C * es)
-            try c.matmulForward(out: logits.pointer, inp: lnf.pointer, weight: wte, bias: nil, B: B, T: T, C: C, OC: Vc)
+            if !singleHeadChunk {   // one chunk: the forward pass's logits are still there
+                try c.matmulForward(out: logits.pointer, inp: lnf.pointer, weight: wte, bias: nil, B: B, T: T, C: C, OC: Vc)
+            }
             try c.classifierChunkBackward(logits: logits.pointer, lse: lse.pointer, targets: targetIDs.pointer,
                                           dloss: lossScale / Float(BT), N: BT, Vc: Vc, v0: v0, V: V)
             try c.gemm(transA: false, transB: false, m: C, n: BT, k: Vc, a: wte, lda: C, b: logits.pointer, ldb: Vc,

@@ -152,8 +152,43 @@ public final class CUDAContext: @unchecked Sendable {
     func launch(_ kernel: String, _ config: CUDALaunchConfig.Launch, _ args: [CUDAKernelArg],
                 file: String = #fileID, line: Int = #line) throws {
         guard let f = functions[kernel] else { preconditionFailure("kernel \(kernel) not loaded") }
-        try driver.launch(f, name: kernel, grid: config.grid, block: config.block, sharedBytes: config.sharedBytes,
-                          stream: stream, args: args, file: file, line: line)
+        try timed(kernel) {
+            try driver.launch(f, name: kernel, grid: config.grid, block: config.block, sharedBytes: config.sharedBytes,
+                              stream: stream, args: args, file: file, line: line)
+        }
+    }
+
+    // MARK: Profiling
+
+    /// When true (GPT2_CUDA_PROFILE=1 at creation), every launch and matmul is bracketed by
+    /// stream synchronisations and its wall time added to `profile`: slower, but it shows where a
+    /// step's time goes without a profiler on the machine.
+    public var profiling = ProcessInfo.processInfo.environment["GPT2_CUDA_PROFILE"] == "1"
+    /// Forces the block-per-chunk LayerNorm backward (GPT2_LN_BACKWARD=block); the selftest checks both.
+    public var useBlockLayerNormBackward = ProcessInfo.processInfo.environment["GPT2_LN_BACKWARD"] == "block"
+    /// Label → (calls, seconds) since the last `resetProfile()`.
+    public private(set) var profile: [String: (calls: Int, seconds: Double)] = [:]
+
+    public func resetProfile() { profile = [:] }
+
+    /// The profile as lines "seconds  share  calls  label", largest first.
+    public func profileReport() -> [String] {
+        let total = profile.values.reduce(0) { $0 + $1.seconds }
+        return profile.sorted { $0.value.seconds > $1.value.seconds }.map { (label, v) in
+            String(format: "%9.3f ms %5.1f%% %6d  ", v.seconds * 1000, total > 0 ? 100 * v.seconds / total : 0, v.calls) + label
+        } + [String(format: "%9.3f ms total", total * 1000)]
+    }
+
+    private func timed(_ label: @autoclosure () -> String, _ body: () throws -> Void) throws {
+        guard profiling else { return try body() }
+        try synchronize()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        try synchronize()
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let key = label()
+        let old = profile[key] ?? (0, 0)
+        profile[key] = (old.calls + 1, old.seconds + dt)
     }
 
     /// cuBLASLt D = op(A)·op(B) (+ beta·C) (+ bias), column-major; A, B in floatX, C/D floatX
@@ -163,8 +198,10 @@ public final class CUDAContext: @unchecked Sendable {
               fp32Output: Bool = false) throws {
         let ab = precision == .bf16 ? CuBLASLt.dataTypeR16BF : CuBLASLt.dataTypeR32F
         let cd = fp32Output ? CuBLASLt.dataTypeR32F : ab
-        try lt.matmul(handle: ltHandle, transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                      beta: beta, c: c == 0 ? d : c, ldc: ldc ?? ldd, d: d, ldd: ldd, abType: ab, cdType: cd, bias: bias,
-                      workspace: workspace.pointer, workspaceBytes: workspaceBytes, stream: stream)
+        try timed("gemm \(m)x\(n)x\(k) \(transA ? "T" : "N")\(transB ? "T" : "N")\(fp32Output ? " ->f32" : "")\(bias != 0 ? " +bias" : "")") {
+            try lt.matmul(handle: ltHandle, transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: c == 0 ? d : c, ldc: ldc ?? ldd, d: d, ldd: ldd, abType: ab, cdType: cd, bias: bias,
+                          workspace: workspace.pointer, workspaceBytes: workspaceBytes, stream: stream)
+        }
     }
 }

@@ -61,6 +61,23 @@ public enum CUDALaunchConfig {
         return Launch(grid: Dim3(blocks), block: Dim3(threads))
     }
 
+    /// layernorm_backward_warp_kernel: warps of one row each, 8 per block or fewer so that their
+    /// dynamic shared memory (warps × 2C floats) stays within the default 48 KiB; 4 blocks per SM.
+    /// nil when the kernel does not apply (C not a whole number of 16-byte packs, or C too large).
+    /// Its scratch is grid.x × 2C floats.
+    public static func layerNormBackwardWarp(rows N: Int, C: Int, elementSize: Int, multiprocessors: Int) -> Launch? {
+        let pack = 16 / elementSize
+        let warps = min(8, 49152 / (8 * C))
+        guard C % pack == 0, warps >= 1 else { return nil }
+        let blocks = max(1, min(ceilDiv(N, warps), max(1, multiprocessors) * 4))
+        return Launch(grid: Dim3(blocks), block: Dim3(warps * 32), sharedBytes: warps * 2 * C * 4)
+    }
+
+    /// One warp per row, 8 rows per block (attention_backward_preprocess_kernel).
+    public static func warpPerRow(rows N: Int) -> Launch {
+        Launch(grid: Dim3(max(1, ceilDiv(N, 8))), block: Dim3(256))
+    }
+
     /// bias_backward_partial_kernel: block (32, 8) over 32 columns; grid.y row chunks, enough
     /// blocks in all to fill the device. Its scratch is grid.y × OC floats.
     public static func biasBackward(rows N: Int, OC: Int, multiprocessors: Int) -> Launch {
@@ -118,19 +135,37 @@ public struct EncoderBuckets: Equatable, Sendable {
 
     public var count: Int { tokens.count }
 
-    /// - Parameter inputs: B·T token ids.
+    /// - Parameter inputs: B·T token ids (non-negative).
     public init(inputs: UnsafeBufferPointer<Int32>) {
-        // order by (token, position), so positions stay increasing inside a bucket
-        let order = (0..<inputs.count).sorted { inputs[$0] != inputs[$1] ? inputs[$0] < inputs[$1] : $0 < $1 }
+        // counting sort by token (stable, so positions stay increasing inside a bucket): O(n + V),
+        // it runs on the host every step (65,536 ids at B=64, T=1024)
+        let n = inputs.count
+        let maxToken = Int(inputs.max() ?? 0)
+        var counts = [Int32](repeating: 0, count: maxToken + 2)
+        for t in inputs { counts[Int(t) + 1] += 1 }
         var starts: [Int32] = [], tokens: [Int32] = []
-        for (i, p) in order.enumerated() where i == 0 || inputs[order[i - 1]] != inputs[p] {
-            starts.append(Int32(i))
-            tokens.append(inputs[p])
+        for v in 0...maxToken where counts[v + 1] > 0 {
+            tokens.append(Int32(v))
+            starts.append(counts[v])   // running offset, filled in below
         }
-        starts.append(Int32(order.count))
+        // prefix sums: counts[v] = first slot of token v
+        var running: Int32 = 0
+        for v in 0...maxToken {
+            let c = counts[v + 1]
+            counts[v] = running
+            running += c
+        }
+        for (k, tok) in tokens.enumerated() { starts[k] = counts[Int(tok)] }
+        starts.append(Int32(n))
+        var positions = [Int32](repeating: 0, count: n)
+        for i in 0..<n {
+            let t = Int(inputs[i])
+            positions[Int(counts[t])] = Int32(i)
+            counts[t] += 1
+        }
         self.starts = starts
         self.tokens = tokens
-        positions = order.map { Int32($0) }
+        self.positions = positions
     }
 
     public init(inputs: [Int32]) {

@@ -64,20 +64,35 @@ extension CUDAContext {
                     .pointer(weight), .pointer(bias), .int(B * T), .int(C)])
     }
 
-    /// fp32 floats of scratch `layerNormBackward` needs.
+    /// The warp-per-row LayerNorm backward's launch when it applies to these addresses, else nil.
+    func layerNormBackwardWarpLaunch(B: Int, T: Int, C: Int, pointers: [CUdeviceptr] = []) -> CUDALaunchConfig.Launch? {
+        guard pointers.allSatisfy({ $0 % 16 == 0 }) else { return nil }
+        return CUDALaunchConfig.layerNormBackwardWarp(rows: B * T, C: C, elementSize: precision.elementSize, multiprocessors: sms)
+    }
+
+    /// fp32 floats of scratch `layerNormBackward` needs (either kernel).
     public func layerNormScratchCount(B: Int, T: Int, C: Int) -> Int {
-        Int(CUDALaunchConfig.layerNormBackward(rows: B * T, C: C, multiprocessors: sms).grid.x) * 2 * C
+        let block = Int(CUDALaunchConfig.layerNormBackward(rows: B * T, C: C, multiprocessors: sms).grid.x)
+        let warp = layerNormBackwardWarpLaunch(B: B, T: T, C: C).map { Int($0.grid.x) } ?? 0
+        return max(block, warp) * 2 * C
     }
 
     /// dinp (B,T,C) +=; dweight, dbias (C) += fp32; dout, inp (B,T,C); weight (C); mean, rstd (B,T);
-    /// scratch: layerNormScratchCount floats.
+    /// scratch: layerNormScratchCount floats. Warp per row where it applies (GPT2_LN_BACKWARD=block
+    /// forces the block-per-chunk kernel).
     public func layerNormBackward(dinp: CUdeviceptr, dweight: CUdeviceptr, dbias: CUdeviceptr, dout: CUdeviceptr,
                                   inp: CUdeviceptr, weight: CUdeviceptr, mean: CUdeviceptr, rstd: CUdeviceptr,
                                   B: Int, T: Int, C: Int, scratch: CUdeviceptr) throws {
-        let l = CUDALaunchConfig.layerNormBackward(rows: B * T, C: C, multiprocessors: sms)
-        try launch("layernorm_backward_kernel", l,
-                   [.pointer(dinp), .pointer(scratch), .pointer(dout), .pointer(inp), .pointer(weight), .pointer(mean),
-                    .pointer(rstd), .int(B * T), .int(C)])
+        let args: [CUDAKernelArg] = [.pointer(dinp), .pointer(scratch), .pointer(dout), .pointer(inp), .pointer(weight),
+                                     .pointer(mean), .pointer(rstd), .int(B * T), .int(C)]
+        let l: CUDALaunchConfig.Launch
+        if !useBlockLayerNormBackward, let warp = layerNormBackwardWarpLaunch(B: B, T: T, C: C, pointers: [dinp, dout, inp, weight]) {
+            l = warp
+            try launch("layernorm_backward_warp_kernel", l, args)
+        } else {
+            l = CUDALaunchConfig.layerNormBackward(rows: B * T, C: C, multiprocessors: sms)
+            try launch("layernorm_backward_kernel", l, args)
+        }
         let rows = Int(l.grid.x)
         try launch("column_sum_kernel", CUDALaunchConfig.columnSum(cols: C),
                    [.pointer(dweight), .pointer(scratch), .int(rows), .int(C), .int(2 * C)])
@@ -157,7 +172,7 @@ extension CUDAContext {
                                   B: Int, T: Int, C: Int, NH: Int, scratch: CUdeviceptr) throws {
         precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
         let dims: [CUDAKernelArg] = [.int(B), .int(T), .int(C), .int(NH)]
-        try launch("attention_backward_preprocess_kernel", CUDALaunchConfig.cover(count: B * NH * T),
+        try launch("attention_backward_preprocess_kernel", CUDALaunchConfig.warpPerRow(rows: B * NH * T),
                    [.pointer(scratch), .pointer(dout), .pointer(out)] + dims)
         try launch("attention_backward_dkdv_kernel", CUDALaunchConfig.attentionKeyTiles(B: B, T: T, NH: NH),
                    [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(scratch)] + dims)
@@ -196,7 +211,7 @@ extension CUDAContext {
     /// In place: the logits chunk (N, Vc) becomes dlogits = (softmax − onehot)·dloss.
     public func classifierChunkBackward(logits: CUdeviceptr, lse: CUdeviceptr, targets: CUdeviceptr, dloss: Float,
                                         N: Int, Vc: Int, v0: Int, V: Int) throws {
-        try launch("classifier_chunk_backward_kernel", CUDALaunchConfig.elementwise(count: N * Vc, multiprocessors: sms),
+        try launch("classifier_chunk_backward_kernel", CUDALaunchConfig.classifierRows(N: N),
                    [.pointer(logits), .pointer(lse), .pointer(targets), .float(dloss), .int(N), .int(Vc), .int(v0), .int(V)])
     }
 

@@ -29,7 +29,7 @@ public enum CUDASelftest {
         case .fp32State: return 1e-4         // fp32 in, fp32 out (AdamW, norms, losses)
         case .modelLoss: return 2e-2         // whole forward in bf16 vs fp32 CPU
         case .modelGrad: return 1.5e-1       // bf16 activations through every layer
-        case .modelParams: return 5e-2
+        case .modelParams: return 2.5e-1     // L2 over the update; see runModel
         }
     }
 
@@ -45,6 +45,18 @@ public enum CUDASelftest {
             if maxDiff.isNaN { return .nan }
         }
         return maxRef == 0 ? maxDiff : maxDiff / maxRef
+    }
+
+    /// ‖a − b‖₂ / ‖b‖₂ (in Double).
+    static func l2RelError(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count, "l2RelError: \(a.count) vs \(b.count) values")
+        var num = 0.0, den = 0.0
+        for i in 0..<a.count {
+            let d = Double(a[i]) - Double(b[i])
+            num += d * d
+            den += Double(b[i]) * Double(b[i])
+        }
+        return den == 0 ? Float(num.squareRoot()) : Float((num / den).squareRoot())
     }
 
     static func relError(_ a: [Float], _ b: [Float]) -> Float {
@@ -126,18 +138,26 @@ public enum CUDASelftest {
         h.check("layernorm_forward out", try h.readX(outD, BT * C), lnOut, .reduction)
         h.check("layernorm_forward mean", try h.readF(meanD, BT), mean, .fp32State)
         h.check("layernorm_forward rstd", try h.readF(rstdD, BT), rstd, .fp32State)
-        let (dinpD, dinp0) = try h.devX(h.randn(BT * C))
-        var dinp = dinp0, dlw = h.randn(C), dlb = h.randn(C)
-        let dlwD = try h.devF(dlw), dlbD = try h.devF(dlb)
-        let lnScratch = try ctx.allocateF(ctx.layerNormScratchCount(B: B, T: T, C: C))
-        try ctx.layerNormBackward(dinp: dinpD.pointer, dweight: dlwD.pointer, dbias: dlbD.pointer, dout: doutD.pointer, inp: xD.pointer,
-                                  weight: lwD.pointer, mean: meanD.pointer, rstd: rstdD.pointer, B: B, T: T, C: C, scratch: lnScratch.pointer)
+        let (_, dinp0) = try h.devX(h.randn(BT * C))
+        let dlw0 = h.randn(C), dlb0 = h.randn(C)
+        var dinp = dinp0, dlw = dlw0, dlb = dlb0
         var cpuScratch = [Float](repeating: 0, count: Parallel.threadCount * 2 * C)
         LayerNorm.backward(dinp: &dinp, dweight: &dlw, dbias: &dlb, dout: dout, inp: xs, weight: lw, mean: mean, rstd: rstd,
                            B: B, T: T, C: C, scratch: &cpuScratch)
-        h.check("layernorm_backward dinp", try h.readX(dinpD, BT * C), dinp, .reduction)
-        h.check("layernorm_backward dweight", try h.readF(dlwD, C), dlw, .reduction)
-        h.check("layernorm_backward dbias", try h.readF(dlbD, C), dlb, .reduction)
+        let lnScratch = try ctx.allocateF(ctx.layerNormScratchCount(B: B, T: T, C: C))
+        let useBlock = ctx.useBlockLayerNormBackward
+        defer { ctx.useBlockLayerNormBackward = useBlock }
+        for block in [false, true] {   // warp per row, then block per chunk of rows
+            ctx.useBlockLayerNormBackward = block
+            let name = block ? "layernorm_backward_kernel" : "layernorm_backward_warp_kernel"
+            let (dinpD, _) = try h.devX(dinp0)
+            let dlwD = try h.devF(dlw0), dlbD = try h.devF(dlb0)
+            try ctx.layerNormBackward(dinp: dinpD.pointer, dweight: dlwD.pointer, dbias: dlbD.pointer, dout: doutD.pointer, inp: xD.pointer,
+                                      weight: lwD.pointer, mean: meanD.pointer, rstd: rstdD.pointer, B: B, T: T, C: C, scratch: lnScratch.pointer)
+            h.check(name + " dinp", try h.readX(dinpD, BT * C), dinp, .reduction)
+            h.check(name + " dweight", try h.readF(dlwD, C), dlw, .reduction)
+            h.check(name + " dbias", try h.readF(dlbD, C), dlb, .reduction)
+        }
         let (x2D, _) = try h.devX(h.randn(BT * C))
         let resD = try ctx.allocateX(BT * C)
         try ctx.fusedResidualLayerNormForward(residual: resD.pointer, out: outD.pointer, mean: meanD.pointer, rstd: rstdD.pointer,
@@ -255,14 +275,19 @@ public enum CUDASelftest {
     /// Trains the same small model for `steps` steps on the GPU and with the GPT2 class, from the
     /// same initialisation and batch, comparing the loss of every step, every gradient tensor of
     /// the first step and each tensor's total parameter change after the last update.
-    public static func runModel(context ctx: CUDAContext, steps: Int = 3, seed: UInt64 = 1337,
-                                record: @escaping (CUDASelftestResult) -> Void) throws {
+    /// - Parameter vocabChunk: LM-head columns per chunk (256: four chunks; nil: the whole vocabulary at once).
+    public static func runModel(context ctx: CUDAContext, steps: Int = 3, seed: UInt64 = 1337, vocabChunk: Int? = 256,
+                                record outer: @escaping (CUDASelftestResult) -> Void) throws {
+        let tag = vocabChunk.map { "[head in chunks of \($0)] " } ?? "[head in one chunk] "
+        let record: (CUDASelftestResult) -> Void = { r in
+            outer(CUDASelftestResult(name: tag + r.name, maxRelativeError: r.maxRelativeError, tolerance: r.tolerance))
+        }
         let NH = 4, C = NH * ctx.headSize
         let config = GPT2Config(maxSeqLen: 64, vocabSize: 1000, numLayers: 2, numHeads: NH, channels: C)
         let B = 4, T = 64, BT = B * T
         let cpu = GPT2(config: config)
         cpu.initializeRandom(seed: seed)
-        let gpu = try CUDABackend(config: config, B: B, T: T, context: ctx, vocabChunk: 256)
+        let gpu = try CUDABackend(config: config, B: B, T: T, context: ctx, vocabChunk: vocabChunk ?? config.paddedVocabSize)
         try gpu.loadParameters(from: cpu.params)
         let initial = ParameterTensors(config: config)
         initial.copy(from: cpu.params)
@@ -293,12 +318,17 @@ public enum CUDASelftest {
             cpu.update(learningRate: lr, weightDecay: wd, step: step)
             try gpu.update(learningRate: lr, weightDecay: wd, step: step)
         }
+        // Adam scales every element's step to about ±lr whatever its gradient's size, so an element
+        // whose gradient is near zero can take a step of the other sign from summation-order noise
+        // alone: the max-element metric says nothing here. The updates are compared by
+        // ‖Δgpu − Δcpu‖₂ / ‖Δcpu‖₂; the losses of steps 2… above (computed from the updated
+        // weights) are the tight check of the whole step.
         let gp = ParameterTensors(config: config)
         try gpu.downloadParameters(into: gp)
         for name in ParameterName.allCases {
             let p0 = initial.buffer(name), pg = gp.buffer(name), pc = cpu.params.buffer(name)
             let dg = (0..<p0.count).map { pg[$0] - p0[$0] }, dc = (0..<p0.count).map { pc[$0] - p0[$0] }
-            record(CUDASelftestResult(name: "model update after \(steps) AdamW steps: \(name)", maxRelativeError: relError(dg, dc),
+            record(CUDASelftestResult(name: "model update after \(steps) AdamW steps (L2): \(name)", maxRelativeError: l2RelError(dg, dc),
                                       tolerance: tol(.modelParams)))
         }
     }

@@ -112,16 +112,18 @@ extension CUDAKernelSource {
             }
         }
 
-        // Dbuf (B,NH,T) = Σ_d dout·out per head row; dout, out (B,T,C). One thread per (b,h,t).
+        // Dbuf (B,NH,T) = Σ_d dout·out per head row; dout, out (B,T,C). One warp per (b,h,t).
         extern "C" __global__ void attention_backward_preprocess_kernel(float* Dbuf, const floatX* dout, const floatX* out,
                                                                         int B, int T, int C, int NH) {
-            int idx = blockIdx.x * blockDim.x + threadIdx.x;
-            if (idx >= B * NH * T) return;
+            int idx = blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
+            int lane = threadIdx.x % WARP_SIZE;
+            if (idx >= B * NH * T) return;   // whole warp leaves together
             int t = idx % T, bh = idx / T, b = bh / NH, h = bh % NH;
             size_t o = (size_t)b * T * C + (size_t)t * C + h * ATT_HS;
             float s = 0.0f;
-            for (int d = 0; d < ATT_HS; d++) s += tof(dout[o + d]) * tof(out[o + d]);
-            Dbuf[idx] = s;
+            for (int d = lane; d < ATT_HS; d += WARP_SIZE) s += tof(dout[o + d]) * tof(out[o + d]);
+            s = warpSum(s);
+            if (lane == 0) Dbuf[idx] = s;
         }
 
         // dinp's k and v parts (B,T,3C) =; dout (B,T,C); inp (B,T,3C); lse, Dbuf (B,NH,T).

@@ -2,7 +2,8 @@
 // the LM head matmul produces one (N, Vc) floatX chunk of logits at a time (columns v0 ..< v0+Vc).
 // Forward folds each chunk into a running (max, sum of exp) per row in fp32 — the online softmax —
 // and picks up the target's logit; `classifier_finalize_kernel` turns them into lse and losses.
-// Backward recomputes each chunk's logits and overwrites them in place with
+// Backward recomputes each chunk's logits (unless the whole vocabulary is one chunk: then the
+// forward pass's logits are still there) and overwrites them in place with
 // dlogits = (softmax - onehot(target)) * dloss; columns >= V (padding) get 0.
 // Mirrors Kernels/CrossEntropy.swift (lse = max + log(sum), loss = lse - logit[target]).
 // Reference: llm.c fused_classifier_kernel5 (cross-entropy in fp32 over floatX logits).
@@ -20,8 +21,16 @@ extension CUDAKernelSource {
             if (i < N) { runMax[i] = NEG_INF; runSum[i] = 0.0f; targetLogit[i] = 0.0f; }
         }
 
+        // Folds x into a running (max m, sum s of exp(· - m)).
+        __device__ __forceinline__ void onlineAdd(float& m, float& s, float x) {
+            float mn = fmaxf(m, x);
+            s = s * expf(m - mn) + expf(x - mn);   // m = -inf at first: expf(-inf) = 0
+            m = mn;
+        }
+
         // runMax, runSum (N) updated; targetLogit (N) written where the target lies in this chunk;
-        // logits (N,Vc) this chunk; targets (N) or NULL. One block per row.
+        // logits (N,Vc) this chunk; targets (N) or NULL. One block per row, one pass over the row
+        // (each thread keeps its own online max and sum, 16-byte loads), then a block reduction.
         extern "C" __global__ void classifier_chunk_forward_kernel(float* runMax, float* runSum, float* targetLogit,
                                                                    const floatX* logits, const int* targets,
                                                                    int N, int Vc, int v0, int V) {
@@ -30,12 +39,16 @@ extension CUDAKernelSource {
             if (row >= N) return;
             const floatX* l = logits + (size_t)row * Vc;
             int valid = min(Vc, V - v0);          // real (unpadded) columns in this chunk
-            float mx = NEG_INF;
-            for (int j = threadIdx.x; j < valid; j += blockDim.x) mx = fmaxf(mx, tof(l[j]));
-            mx = blockMax(mx, buf);
-            float s = 0.0f;
-            for (int j = threadIdx.x; j < valid; j += blockDim.x) s += expf(tof(l[j]) - mx);
-            s = blockSum(s, buf);
+            float m = NEG_INF, s = 0.0f;
+            int packs = aligned16(l) ? valid / XPACK : 0;
+            for (int p = threadIdx.x; p < packs; p += blockDim.x) {
+                PackX x = ((const PackX*)l)[p];
+                #pragma unroll
+                for (int k = 0; k < XPACK; k++) onlineAdd(m, s, tof(x.v[k]));
+            }
+            for (int j = packs * XPACK + threadIdx.x; j < valid; j += blockDim.x) onlineAdd(m, s, tof(l[j]));
+            float mx = blockMax(m, buf);
+            s = blockSum(m == NEG_INF ? 0.0f : s * expf(m - mx), buf);
             if (threadIdx.x == 0) {
                 float M = runMax[row];
                 float Mn = fmaxf(M, mx);
@@ -61,17 +74,27 @@ extension CUDAKernelSource {
 
         // In place: logits (N,Vc) of this chunk become dlogits = (exp(l - lse) - [v == target]) * dloss,
         // 0 in padded columns; lse, targets (N); dloss = gradient of each row's loss (1/(B*T)).
+        // Blocks walk the rows; threads walk a row's columns in 16-byte packs when aligned.
+        __device__ __forceinline__ float dlogit(float x, int j, int valid, int t, float z, float dloss) {
+            if (j >= valid) return 0.0f;
+            float d = expf(x - z) * dloss;
+            return j == t ? d - dloss : d;
+        }
         extern "C" __global__ void classifier_chunk_backward_kernel(floatX* logits, const float* lse, const int* targets,
                                                                     float dloss, int N, int Vc, int v0, int V) {
-            size_t total = (size_t)N * Vc;
-            for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
-                int row = (int)(i / Vc), v = v0 + (int)(i % Vc);
-                float d = 0.0f;
-                if (v < V) {
-                    d = expf(tof(logits[i]) - lse[row]) * dloss;
-                    if (v == targets[row]) d -= dloss;
+            int valid = min(Vc, V - v0);
+            for (int row = blockIdx.x; row < N; row += gridDim.x) {
+                floatX* l = logits + (size_t)row * Vc;
+                float z = lse[row];
+                int t = targets[row] - v0;
+                int packs = (aligned16(l) && Vc % XPACK == 0) ? Vc / XPACK : 0;
+                for (int p = threadIdx.x; p < packs; p += blockDim.x) {
+                    PackX x = ((const PackX*)l)[p], o;
+                    #pragma unroll
+                    for (int k = 0; k < XPACK; k++) o.v[k] = tox(dlogit(tof(x.v[k]), p * XPACK + k, valid, t, z, dloss));
+                    ((PackX*)l)[p] = o;
                 }
-                logits[i] = tox(d);
+                for (int j = packs * XPACK + threadIdx.x; j < Vc; j += blockDim.x) l[j] = tox(dlogit(tof(l[j]), j, valid, t, z, dloss));
             }
         }
         """#)

@@ -10,25 +10,41 @@ extension CUDAKernelSource {
         code: #"""
         #define GELU_SCALE 0.7978845608028654f   // sqrt(2/pi)
 
-        // out (N); inp (N)
+        __device__ __forceinline__ float geluF(float x) {
+            float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+            return 0.5f * x * (1.0f + tanhf(u));
+        }
+        __device__ __forceinline__ float geluGrad(float x) {
+            float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+            float th = tanhf(u);
+            float sech2 = 1.0f - th * th;
+            return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        }
+
+        // out (N); inp (N). 16-byte packs when both are aligned, then the scalar tail.
         extern "C" __global__ void gelu_forward_kernel(floatX* out, const floatX* inp, size_t N) {
-            for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < N; i += (size_t)gridDim.x * blockDim.x) {
-                float x = tof(inp[i]);
-                float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-                out[i] = tox(0.5f * x * (1.0f + tanhf(u)));
+            size_t stride = (size_t)gridDim.x * blockDim.x, first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+            size_t packs = (aligned16(out) && aligned16(inp)) ? N / XPACK : 0;
+            for (size_t p = first; p < packs; p += stride) {
+                PackX a = ((const PackX*)inp)[p], o;
+                #pragma unroll
+                for (int k = 0; k < XPACK; k++) o.v[k] = tox(geluF(tof(a.v[k])));
+                ((PackX*)out)[p] = o;
             }
+            for (size_t i = packs * XPACK + first; i < N; i += stride) out[i] = tox(geluF(tof(inp[i])));
         }
 
         // dinp (N) =; inp (N) pre-activation; dout (N). dinp may be dout (in place).
         extern "C" __global__ void gelu_backward_kernel(floatX* dinp, const floatX* inp, const floatX* dout, size_t N) {
-            for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < N; i += (size_t)gridDim.x * blockDim.x) {
-                float x = tof(inp[i]);
-                float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-                float th = tanhf(u);
-                float sech2 = 1.0f - th * th;
-                float g = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-                dinp[i] = tox(g * tof(dout[i]));
+            size_t stride = (size_t)gridDim.x * blockDim.x, first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+            size_t packs = (aligned16(dinp) && aligned16(inp) && aligned16(dout)) ? N / XPACK : 0;
+            for (size_t p = first; p < packs; p += stride) {
+                PackX a = ((const PackX*)inp)[p], d = ((const PackX*)dout)[p], o;
+                #pragma unroll
+                for (int k = 0; k < XPACK; k++) o.v[k] = tox(geluGrad(tof(a.v[k])) * tof(d.v[k]));
+                ((PackX*)dinp)[p] = o;
             }
+            for (size_t i = packs * XPACK + first; i < N; i += stride) dinp[i] = tox(geluGrad(tof(inp[i])) * tof(dout[i]));
         }
         """#)
 }

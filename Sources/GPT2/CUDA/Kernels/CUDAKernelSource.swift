@@ -61,6 +61,12 @@ public struct CUDAKernelSource: Sendable, Hashable {
     #endif
     }
 
+    // 16 bytes of floatX (8 bf16 or 4 fp32): one vector load or store for memory-bound kernels,
+    // used where the address is 16-byte aligned (checked at run time, with a scalar fallback).
+    #define XPACK (16 / (int)sizeof(floatX))
+    struct __align__(16) PackX { floatX v[XPACK]; };
+    __device__ __forceinline__ bool aligned16(const void* p) { return ((size_t)p & 15) == 0; }
+
     __device__ __forceinline__ float warpSum(float v) {
         for (int o = WARP_SIZE / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
         return v;

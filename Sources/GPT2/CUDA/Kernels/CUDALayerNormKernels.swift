@@ -10,7 +10,8 @@
 extension CUDAKernelSource {
     static let layerNormKernels = CUDAKernelSource(
         name: "layernorm",
-        kernels: ["layernorm_forward_kernel", "fused_residual_layernorm_forward_kernel", "layernorm_backward_kernel"],
+        kernels: ["layernorm_forward_kernel", "fused_residual_layernorm_forward_kernel", "layernorm_backward_kernel",
+                  "layernorm_backward_warp_kernel"],
         code: #"""
         #define LN_EPS 1e-5f
         // Most columns one backward thread keeps in registers: C <= LN_MAX_COLS * blockDim.x.
@@ -104,6 +105,60 @@ extension CUDAKernelSource {
             for (int k = 0; k < LN_MAX_COLS; k++) {
                 int c = threadIdx.x + k * blockDim.x;
                 if (c < C) { out[c] = dw[k]; out[C + c] = db[k]; }
+            }
+        }
+
+        // The same as layernorm_backward_kernel, one warp per row, for C % XPACK == 0 with 16-byte
+        // aligned rows (every GPT-2 size): no block barriers per row, 16-byte loads. Rows are
+        // dealt to warps round-robin over the grid. Each warp adds its rows' dweight/dbias terms
+        // into its own slice of dynamic shared memory (warps × 2C floats; only its lanes touch it,
+        // laid out [k][pack] so a warp's stores hit 32 different banks), and at the end the block
+        // adds its warps' slices in order into scratch row blockIdx.x: deterministic, no atomics.
+        extern "C" __global__ void layernorm_backward_warp_kernel(floatX* dinp, float* scratch, const floatX* dout,
+                                                                  const floatX* inp, const floatX* weight,
+                                                                  const float* mean, const float* rstd, int N, int C) {
+            extern __shared__ float acc[];        // (warps, 2, XPACK, packs)
+            int warps = blockDim.x / WARP_SIZE, warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
+            int packs = C / XPACK;
+            float* mine = acc + (size_t)warp * 2 * C;
+            for (int c = lane; c < 2 * C; c += WARP_SIZE) mine[c] = 0.0f;
+            const PackX* w = (const PackX*)weight;
+            for (int r = blockIdx.x * warps + warp; r < N; r += gridDim.x * warps) {
+                const PackX* d = (const PackX*)(dout + (size_t)r * C);
+                const PackX* x = (const PackX*)(inp + (size_t)r * C);
+                float m = mean[r], rs = rstd[r];
+                float dmean = 0.0f, dnx = 0.0f;
+                for (int p = lane; p < packs; p += WARP_SIZE) {
+                    PackX dp = d[p], xp = x[p], wp = w[p];
+                    #pragma unroll
+                    for (int k = 0; k < XPACK; k++) {
+                        float dn = tof(wp.v[k]) * tof(dp.v[k]);
+                        dmean += dn;
+                        dnx += dn * (tof(xp.v[k]) - m) * rs;
+                    }
+                }
+                dmean = warpSum(dmean) / C;
+                dnx = warpSum(dnx) / C;
+                PackX* di = (PackX*)(dinp + (size_t)r * C);
+                for (int p = lane; p < packs; p += WARP_SIZE) {
+                    PackX dp = d[p], xp = x[p], wp = w[p], ip = di[p], op;
+                    #pragma unroll
+                    for (int k = 0; k < XPACK; k++) {
+                        float g = tof(dp.v[k]), nx = (tof(xp.v[k]) - m) * rs, dn = tof(wp.v[k]) * g;
+                        mine[k * packs + p] += nx * g;          // dweight
+                        mine[C + k * packs + p] += g;           // dbias
+                        op.v[k] = tox(tof(ip.v[k]) + (dn - dmean - nx * dnx) * rs);
+                    }
+                    di[p] = op;
+                }
+            }
+            __syncthreads();
+            float* out = scratch + (size_t)blockIdx.x * 2 * C;
+            for (int i = threadIdx.x; i < 2 * C; i += blockDim.x) {
+                int half = i / C, c = i % C, slot = half * C + (c % XPACK) * packs + c / XPACK;
+                float s = 0.0f;
+                for (int v = 0; v < warps; v++) s += acc[(size_t)v * 2 * C + slot];
+                out[i] = s;
             }
         }
         """#)
