@@ -9,7 +9,7 @@ import Foundation
 
 extension CUDASelftest {
     /// Records the tensor-core attention's errors; records nothing when `context.attentionTCAvailable` is false.
-    static func runAttentionTC(context ctx: CUDAContext, seed: UInt64 = 7, record: @escaping (CUDASelftestResult) -> Void) throws {
+    public static func runAttentionTC(context ctx: CUDAContext, seed: UInt64 = 7, record: @escaping (CUDASelftestResult) -> Void) throws {
         guard ctx.precision == .bf16, ctx.headSize == 64, ctx.attentionTCAvailable else { return }
         var h = Harness(ctx: ctx, rng: NormalRNG(seed: seed), record: record)
         for (B, T, NH) in [(2, 96, 4), (1, 200, 2)] {
