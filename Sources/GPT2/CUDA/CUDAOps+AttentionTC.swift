@@ -2,8 +2,8 @@
 // arguments and results as attentionForward / attentionBackward in CUDAOps.swift, for bf16 training
 // on sm_80+ with head size 64 (attentionTCAvailable says when). The backward reuses the SIMT unit's
 // attention_backward_preprocess_kernel for D = rowsum(dout ∘ out).
-// UNVERIFIED through this Swift path on hardware; the kernels themselves were checked on an H200
-// against an fp64 PyTorch reference and the SIMT kernels (see the commit message).
+// Checked on an H200 (sm_90): CUDASelftest.runAttentionTC through these launchers (errors <= 4.7e-3
+// against the CPU and the SIMT kernels) and bench/attention_tc_check.py against fp64 PyTorch.
 // Legend: B batch, T time, C channels, NH heads, HS = C/NH.
 
 extension CUDALaunchConfig {
