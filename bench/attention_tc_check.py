@@ -34,7 +34,7 @@ def run(B, T, NH, which, qkv, dout):
         else: fn(simt, "attention_forward_kernel")((nq, B * NH), (128,), (cpx(out), cpx(lse), cpx(qkv)) + dims)
     def bwd():
         n = B * NH * T
-        fn(simt, "attention_backward_preprocess_kernel")(((n + 255) // 256,), (256,), (cpx(Dbuf), cpx(dout), cpx(out)) + dims)
+        fn(simt, "attention_backward_preprocess_kernel")(((n + 7) // 8,), (256,), (cpx(Dbuf), cpx(dout), cpx(out)) + dims)
         args = (cpx(dinp), cpx(dout), cpx(qkv), cpx(lse), cpx(Dbuf)) + dims
         if which == "tc":
             fn(tc, "attention_backward_dkdv_tc_kernel")((nq, B * NH), (128,), args)

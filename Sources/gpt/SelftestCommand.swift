@@ -54,6 +54,7 @@ struct Selftest: ParsableCommand {
             }
             let t0 = Date()
             try CUDASelftest.runKernels(context: ctx, record: record)
+            try CUDASelftest.runAttentionTC(context: ctx, record: record)   // bf16, head size 64, sm_80+ only
             if !kernelsOnly {
                 try CUDASelftest.runModel(context: ctx, steps: steps, vocabChunk: 256, record: record)
                 try CUDASelftest.runModel(context: ctx, steps: steps, vocabChunk: nil, record: record)

@@ -47,6 +47,13 @@ public final class CUDABackend: @unchecked Sendable {
     /// Mean loss of the last forward pass with targets.
     public private(set) var meanLoss: Float = .nan
 
+    /// Whether attention runs on the tensor cores (Kernels/CUDAAttentionTCKernels.swift): bf16,
+    /// head size 64, sm_80+, unless GPT2_ATTENTION=simt. Else the fp32-math SIMT kernels.
+    public var tensorCoreAttention: Bool { context.attentionTCAvailable && context.attentionKernels != .simt }
+
+    /// Whether the MLP's GELU is fused into its matmuls (bf16 and `context.fuseGELU`).
+    var fusedGELU: Bool { context.precision == .bf16 && context.fuseGELU }
+
     /// Whether the LM head runs as one chunk: its logits then survive from forward to backward,
     /// which skips recomputing them.
     public var singleHeadChunk: Bool { vocabChunk >= config.paddedVocabSize }
@@ -175,13 +182,22 @@ public final class CUDABackend: @unchecked Sendable {
             let residual = l == 0 ? encoded.pointer : x(residual3, l - 1, BT * C)
             let qkvL = x(qkv, l, BT * 3 * C), attyL = x(atty, l, BT * C), fchL = x(fch, l, BT * 4 * C), geluL = x(fchGelu, l, BT * 4 * C)
             try c.matmulForward(out: qkvL, inp: x(ln1, l, BT * C), weight: w(.qkvw, l), bias: w(.qkvb, l), B: B, T: T, C: C, OC: 3 * C)
-            try c.attentionForward(out: attyL, lse: f(attLse, l, B * NH * T), inp: qkvL, B: B, T: T, C: C, NH: NH)
+            if tensorCoreAttention {
+                try c.attentionForwardTC(out: attyL, lse: f(attLse, l, B * NH * T), inp: qkvL, B: B, T: T, C: C, NH: NH)
+            } else {
+                try c.attentionForward(out: attyL, lse: f(attLse, l, B * NH * T), inp: qkvL, B: B, T: T, C: C, NH: NH)
+            }
             try c.matmulForward(out: projOut.pointer, inp: attyL, weight: w(.attprojw, l), bias: w(.attprojb, l), B: B, T: T, C: C, OC: C)
             try c.fusedResidualLayerNormForward(residual: x(residual2, l, BT * C), out: x(ln2, l, BT * C), mean: f(ln2Mean, l, BT),
                                                 rstd: f(ln2Rstd, l, BT), inp1: residual, inp2: projOut.pointer,
                                                 weight: w(.ln2w, l), bias: w(.ln2b, l), B: B, T: T, C: C)
-            try c.matmulForward(out: fchL, inp: x(ln2, l, BT * C), weight: w(.fcw, l), bias: w(.fcb, l), B: B, T: T, C: C, OC: 4 * C)
-            try c.geluForward(out: geluL, inp: fchL, N: BT * 4 * C)
+            if fusedGELU {
+                try c.matmulForwardGELU(out: geluL, preGelu: fchL, inp: x(ln2, l, BT * C), weight: w(.fcw, l), bias: w(.fcb, l),
+                                        B: B, T: T, C: C, OC: 4 * C)
+            } else {
+                try c.matmulForward(out: fchL, inp: x(ln2, l, BT * C), weight: w(.fcw, l), bias: w(.fcb, l), B: B, T: T, C: C, OC: 4 * C)
+                try c.geluForward(out: geluL, inp: fchL, N: BT * 4 * C)
+            }
             try c.matmulForward(out: projOut.pointer, inp: geluL, weight: w(.fcprojw, l), bias: w(.fcprojb, l), B: B, T: T, C: 4 * C, OC: C)
             // residual3 = residual2 + mlp, then the next LayerNorm (ln1 of layer l+1, or lnf)
             let last = l == L - 1
@@ -249,8 +265,9 @@ public final class CUDABackend: @unchecked Sendable {
             let bs = biasScratch.pointer
             // MLP branch; dresidual holds d(residual3) and flows straight through the residual add
             try c.matmulBackward(dinp: dfch.pointer, dweight: g(.fcprojw, l), dbias: g(.fcprojb, l), dout: dresidual.pointer,
-                                 inp: x(fchGelu, l, BT * 4 * C), weight: w(.fcprojw, l), B: B, T: T, C: 4 * C, OC: C, scratch: bs)
-            try c.geluBackward(dinp: dfch.pointer, inp: x(fch, l, BT * 4 * C), dout: dfch.pointer, N: BT * 4 * C)
+                                 inp: x(fchGelu, l, BT * 4 * C), weight: w(.fcprojw, l), B: B, T: T, C: 4 * C, OC: C,
+                                 dinpGELU: fusedGELU ? x(fch, l, BT * 4 * C) : nil, scratch: bs)
+            if !fusedGELU { try c.geluBackward(dinp: dfch.pointer, inp: x(fch, l, BT * 4 * C), dout: dfch.pointer, N: BT * 4 * C) }
             try c.matmulBackward(dinp: dbtc.pointer, dweight: g(.fcw, l), dbias: g(.fcb, l), dout: dfch.pointer,
                                  inp: x(ln2, l, BT * C), weight: w(.fcw, l), B: B, T: T, C: C, OC: 4 * C, scratch: bs)
             try c.layerNormBackward(dinp: dresidual.pointer, dweight: g(.ln2w, l), dbias: g(.ln2b, l), dout: dbtc.pointer,
@@ -259,8 +276,14 @@ public final class CUDABackend: @unchecked Sendable {
             // attention branch; dresidual now holds d(residual2)
             try c.matmulBackward(dinp: dbtc.pointer, dweight: g(.attprojw, l), dbias: g(.attprojb, l), dout: dresidual.pointer,
                                  inp: x(atty, l, BT * C), weight: w(.attprojw, l), B: B, T: T, C: C, OC: C, scratch: bs)
-            try c.attentionBackward(dinp: dqkv.pointer, dout: dbtc.pointer, inp: x(qkv, l, BT * 3 * C), out: x(atty, l, BT * C),
-                                    lse: f(attLse, l, B * NH * T), B: B, T: T, C: C, NH: NH, scratch: attD.pointer)
+            let qkvL = x(qkv, l, BT * 3 * C), attyL = x(atty, l, BT * C), lseL = f(attLse, l, B * NH * T)
+            if tensorCoreAttention {
+                try c.attentionBackwardTC(dinp: dqkv.pointer, dout: dbtc.pointer, inp: qkvL, out: attyL, lse: lseL,
+                                          B: B, T: T, C: C, NH: NH, scratch: attD.pointer)
+            } else {
+                try c.attentionBackward(dinp: dqkv.pointer, dout: dbtc.pointer, inp: qkvL, out: attyL, lse: lseL,
+                                        B: B, T: T, C: C, NH: NH, scratch: attD.pointer)
+            }
             try c.matmulBackward(dinp: dbtc.pointer, dweight: g(.qkvw, l), dbias: g(.qkvb, l), dout: dqkv.pointer,
                                  inp: x(ln1, l, BT * C), weight: w(.qkvw, l), B: B, T: T, C: C, OC: 3 * C, scratch: bs)
             try c.layerNormBackward(dinp: dresidual.pointer, dweight: g(.ln1w, l), dbias: g(.ln1b, l), dout: dbtc.pointer,

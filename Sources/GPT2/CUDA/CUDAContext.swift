@@ -164,6 +164,13 @@ public final class CUDAContext: @unchecked Sendable {
     /// stream synchronisations and its wall time added to `profile`: slower, but it shows where a
     /// step's time goes without a profiler on the machine.
     public var profiling = ProcessInfo.processInfo.environment["GPT2_CUDA_PROFILE"] == "1"
+    /// Which attention kernels training uses where both apply (GPT2_ATTENTION=simt|tc).
+    public enum AttentionKernels: String, Sendable { case tc, simt }
+    public var attentionKernels = AttentionKernels(rawValue: ProcessInfo.processInfo.environment["GPT2_ATTENTION"] ?? "tc") ?? .tc
+    /// Whether the MLP fuses GELU into its matmuls (cuBLASLt GELU_AUX_BIAS forward, DGELU
+    /// backward), as llm.c on H100: bf16 only (the fp32 parity mode keeps the separate kernels);
+    /// GPT2_GELU_EPILOGUE=0 turns it off. The selftest checks both paths.
+    public var fuseGELU = ProcessInfo.processInfo.environment["GPT2_GELU_EPILOGUE"] != "0"
     /// Forces the block-per-chunk LayerNorm backward (GPT2_LN_BACKWARD=block); the selftest checks both.
     public var useBlockLayerNormBackward = ProcessInfo.processInfo.environment["GPT2_LN_BACKWARD"] == "block"
     /// Label → (calls, seconds) since the last `resetProfile()`.
@@ -195,13 +202,15 @@ public final class CUDAContext: @unchecked Sendable {
     /// unless `fp32Output` (then fp32: the parameter gradients and the dlnf accumulator).
     func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, a: CUdeviceptr, lda: Int, b: CUdeviceptr, ldb: Int,
               beta: Float = 0, c: CUdeviceptr = 0, ldc: Int? = nil, d: CUdeviceptr, ldd: Int, bias: CUdeviceptr = 0,
-              fp32Output: Bool = false) throws {
+              gelu: CuBLASLt.GELUEpilogue? = nil, fp32Output: Bool = false) throws {
         let ab = precision == .bf16 ? CuBLASLt.dataTypeR16BF : CuBLASLt.dataTypeR32F
         let cd = fp32Output ? CuBLASLt.dataTypeR32F : ab
-        try timed("gemm \(m)x\(n)x\(k) \(transA ? "T" : "N")\(transB ? "T" : "N")\(fp32Output ? " ->f32" : "")\(bias != 0 ? " +bias" : "")") {
+        let geluLabel: String
+        switch gelu { case .forward?: geluLabel = " +gelu"; case .backward?: geluLabel = " *dgelu"; case nil: geluLabel = "" }
+        try timed("gemm \(m)x\(n)x\(k) \(transA ? "T" : "N")\(transB ? "T" : "N")\(fp32Output ? " ->f32" : "")\(bias != 0 ? " +bias" : "")" + geluLabel) {
             try lt.matmul(handle: ltHandle, transA: transA, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
                           beta: beta, c: c == 0 ? d : c, ldc: ldc ?? ldd, d: d, ldd: ldd, abType: ab, cdType: cd, bias: bias,
-                          workspace: workspace.pointer, workspaceBytes: workspaceBytes, stream: stream)
+                          gelu: gelu, workspace: workspace.pointer, workspaceBytes: workspaceBytes, stream: stream)
         }
     }
 }

@@ -48,8 +48,7 @@ extension CUDAContext {
         precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
         precondition(attentionTCAvailable, "tensor-core attention needs bf16, head size 64 and sm_80+ (\(precision), \(headSize), sm_\(device.arch))")
         let dims: [CUDAKernelArg] = [.int(B), .int(T), .int(C), .int(NH)]
-        try launch("attention_backward_preprocess_kernel", CUDALaunchConfig.cover(count: B * NH * T),
-                   [.pointer(scratch), .pointer(dout), .pointer(out)] + dims)
+        try attentionBackwardPreprocess(D: scratch, dout: dout, out: out, B: B, T: T, C: C, NH: NH)
         let args: [CUDAKernelArg] = [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(scratch)] + dims
         try launch("attention_backward_dkdv_tc_kernel", CUDALaunchConfig.attentionTCKeyTiles(B: B, T: T, NH: NH), args)
         try launch("attention_backward_dq_tc_kernel", CUDALaunchConfig.attentionTCQueryTiles(B: B, T: T, NH: NH), args)

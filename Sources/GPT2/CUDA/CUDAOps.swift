@@ -129,6 +129,14 @@ extension CUDAContext {
         }
     }
 
+    /// out (B,T,OC) = gelu(inp (B,T,C) · weight (OC,C)ᵀ + bias), preGelu (B,T,OC) = the argument
+    /// of the GELU, in one cuBLASLt call (GELU_AUX_BIAS epilogue).
+    public func matmulForwardGELU(out: CUdeviceptr, preGelu: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr,
+                                  bias: CUdeviceptr, B: Int, T: Int, C: Int, OC: Int) throws {
+        try gemm(transA: true, transB: false, m: OC, n: B * T, k: C, a: weight, lda: C, b: inp, ldb: C, d: out, ldd: OC,
+                 bias: bias, gelu: .forward(aux: preGelu, ld: OC))
+    }
+
     /// fp32 floats of scratch `biasBackward` needs.
     public func biasScratchCount(B: Int, T: Int, OC: Int) -> Int {
         Int(CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, multiprocessors: sms).grid.y) * OC
@@ -144,12 +152,15 @@ extension CUDAContext {
 
     /// dinp (B,T,C) = dout · weight (skipped when nil); dweight (OC,C) += doutᵀ · inp (fp32; = when
     /// `accumulateWeight` is false); dbias (OC) += Σ dout (skipped when nil); scratch for the bias.
+    /// - Parameter dinpGELU: the pre-activation of a GELU whose output was `inp`'s producer: dinp
+    ///   then leaves as dinp ∘ gelu'(dinpGELU) (DGELU epilogue), the gradient of the GELU's input.
     public func matmulBackward(dinp: CUdeviceptr?, dweight: CUdeviceptr, dbias: CUdeviceptr?, dout: CUdeviceptr,
                                inp: CUdeviceptr, weight: CUdeviceptr, B: Int, T: Int, C: Int, OC: Int,
-                               accumulateWeight: Bool = true, scratch: CUdeviceptr) throws {
+                               accumulateWeight: Bool = true, dinpGELU: CUdeviceptr? = nil, scratch: CUdeviceptr) throws {
         let BT = B * T
         if let dinp {   // column-major dinp (C,BT) = W (C,OC) · dout (OC,BT)
-            try gemm(transA: false, transB: false, m: C, n: BT, k: OC, a: weight, lda: C, b: dout, ldb: OC, d: dinp, ldd: C)
+            try gemm(transA: false, transB: false, m: C, n: BT, k: OC, a: weight, lda: C, b: dout, ldb: OC, d: dinp, ldd: C,
+                     gelu: dinpGELU.map { .backward(aux: $0, ld: C) })
         }
         // column-major dweight (C,OC) = inp (C,BT) · dout (OC,BT)ᵀ, fp32 output
         try gemm(transA: false, transB: true, m: C, n: OC, k: BT, a: inp, lda: C, b: dout, ldb: OC,
@@ -172,12 +183,17 @@ extension CUDAContext {
                                   B: Int, T: Int, C: Int, NH: Int, scratch: CUdeviceptr) throws {
         precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
         let dims: [CUDAKernelArg] = [.int(B), .int(T), .int(C), .int(NH)]
-        try launch("attention_backward_preprocess_kernel", CUDALaunchConfig.warpPerRow(rows: B * NH * T),
-                   [.pointer(scratch), .pointer(dout), .pointer(out)] + dims)
+        try attentionBackwardPreprocess(D: scratch, dout: dout, out: out, B: B, T: T, C: C, NH: NH)
         try launch("attention_backward_dkdv_kernel", CUDALaunchConfig.attentionKeyTiles(B: B, T: T, NH: NH),
                    [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(scratch)] + dims)
         try launch("attention_backward_dq_kernel", CUDALaunchConfig.attentionQueryTiles(B: B, T: T, NH: NH),
                    [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(scratch)] + dims)
+    }
+
+    /// D (B,NH,T) fp32 = rowsum(dout ∘ out) per head row, the first pass of every attention backward.
+    func attentionBackwardPreprocess(D: CUdeviceptr, dout: CUdeviceptr, out: CUdeviceptr, B: Int, T: Int, C: Int, NH: Int) throws {
+        try launch("attention_backward_preprocess_kernel", CUDALaunchConfig.warpPerRow(rows: B * NH * T),
+                   [.pointer(D), .pointer(dout), .pointer(out), .int(B), .int(T), .int(C), .int(NH)])
     }
 
     // MARK: Classifier (chunked softmax + cross-entropy)

@@ -200,6 +200,25 @@ public enum CUDASelftest {
         h.check("matmul_backward dinp", try h.readX(mdinpD, BT * C), mdinp, .matmul)
         h.check("matmul_backward dweight", try h.readF(mdwD, OC * C), mdw, .matmul)
         h.check("bias_backward dbias", try h.readF(mdbD, OC), mdb, .matmul)
+        if ctx.precision == .bf16 {
+            // the bf16 MLP's fused GELU: forward GELU_AUX_BIAS (output and pre-activation), then
+            // the DGELU backward, here with x as the pre-activation of the GELU before the matmul
+            let geluD = try ctx.allocateX(BT * OC), preD = try ctx.allocateX(BT * OC)
+            try ctx.matmulForwardGELU(out: geluD.pointer, preGelu: preD.pointer, inp: xD.pointer, weight: wD.pointer, bias: bD.pointer,
+                                      B: B, T: T, C: C, OC: OC)
+            let pre = try h.readX(preD, BT * OC)
+            h.check("matmul_forward + GELU epilogue: pre-activation", pre, mm, .matmul)
+            var gl = [Float](repeating: 0, count: BT * OC)
+            GELU.forward(out: &gl, inp: pre, N: BT * OC)
+            h.check("matmul_forward + GELU epilogue: gelu", try h.readX(geluD, BT * OC), gl, .matmul)
+            let dgD = try ctx.allocateX(BT * C), dwScratch = try ctx.allocateF(OC * C)
+            try ctx.matmulBackward(dinp: dgD.pointer, dweight: dwScratch.pointer, dbias: nil, dout: mdD.pointer, inp: xD.pointer,
+                                   weight: wD.pointer, B: B, T: T, C: C, OC: OC, accumulateWeight: false, dinpGELU: xD.pointer,
+                                   scratch: bScratch.pointer)
+            var dg = [Float](repeating: 0, count: BT * C)
+            GELU.backward(dinp: &dg, inp: xs, dout: mdinp, N: BT * C)
+            h.check("matmul_backward dinp + DGELU epilogue", try h.readX(dgD, BT * C), dg, .matmul)
+        }
 
         // attention
         let (qkvD, qkv) = try h.devX(h.randn(BT * 3 * C))

@@ -569,6 +569,10 @@ final class CuBLASLt: @unchecked Sendable {
     static let descBiasPointer: Int32 = 8          // CUBLASLT_MATMUL_DESC_BIAS_POINTER (void*)
     static let epilogueDefault: UInt32 = 1         // CUBLASLT_EPILOGUE_DEFAULT
     static let epilogueBias: UInt32 = 4            // CUBLASLT_EPILOGUE_BIAS
+    static let epilogueGELUAuxBias: UInt32 = 164   // CUBLASLT_EPILOGUE_GELU_AUX_BIAS = 32 | 128 | 4
+    static let epilogueDGELU: UInt32 = 192         // CUBLASLT_EPILOGUE_DGELU = 64 | 128
+    static let descEpilogueAuxPointer: Int32 = 11  // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER (void*)
+    static let descEpilogueAuxLd: Int32 = 12       // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD (int64)
     static let prefMaxWorkspaceBytes: Int32 = 1    // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES (uint64)
     static let opN: Int32 = 0, opT: Int32 = 1      // CUBLAS_OP_N / CUBLAS_OP_T
     /// sizeof(cublasLtMatmulHeuristicResult_t): algo (64) + workspaceSize (8) + state (4) + wavesCount (4) + reserved (16).
@@ -624,13 +628,22 @@ final class CuBLASLt: @unchecked Sendable {
 
     func destroyHandle(_ h: OpaquePointer?) { _ = cublasLtDestroy(h) }
 
+    /// GELU fused into a matmul (cuBLASLt's tanh-approximation GELU, as GPT-2's).
+    enum GELUEpilogue {
+        /// D = gelu(op(A)·op(B) + bias); the pre-activation goes to `aux` (m, n), leading dimension `ld`.
+        case forward(aux: CUdeviceptr, ld: Int)
+        /// D = (op(A)·op(B)) ∘ gelu'(aux), aux the forward's pre-activation.
+        case backward(aux: CUdeviceptr, ld: Int)
+    }
+
     /// Column-major D (m,n) = op(A) · op(B) + beta · C (+ bias per row when `bias` != 0), fp32
     /// compute and scale; A/B in `abType`, C/D in `cdType`. C and D may differ (D = C + A·B for a
     /// residual). Descriptors are created per call: cheap next to a GPT-2 sized matmul.
-    /// - Parameters: lda/ldb/ldc/ldd leading dimensions of the matrices as stored.
+    /// - Parameters: lda/ldb/ldc/ldd leading dimensions of the matrices as stored; `gelu` fuses
+    ///   GELU forward (with the bias) or its gradient.
     func matmul(handle: OpaquePointer?, transA: Bool, transB: Bool, m: Int, n: Int, k: Int,
                 a: CUdeviceptr, lda: Int, b: CUdeviceptr, ldb: Int, beta: Float, c: CUdeviceptr, ldc: Int,
-                d: CUdeviceptr, ldd: Int, abType: Int32, cdType: Int32, bias: CUdeviceptr,
+                d: CUdeviceptr, ldd: Int, abType: Int32, cdType: Int32, bias: CUdeviceptr, gelu: GELUEpilogue? = nil,
                 workspace: CUdeviceptr, workspaceBytes: Int, stream: OpaquePointer?) throws {
         var desc: OpaquePointer?
         try cublasCheck(self, cublasLtMatmulDescCreate(&desc, CuBLASLt.computeType32F, CuBLASLt.dataTypeR32F), "cublasLtMatmulDescCreate")
@@ -639,6 +652,21 @@ final class CuBLASLt: @unchecked Sendable {
         try cublasCheck(self, cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descTransA, &opA, 4), "cublasLtMatmulDescSetAttribute(TRANSA)")
         try cublasCheck(self, cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descTransB, &opB, 4), "cublasLtMatmulDescSetAttribute(TRANSB)")
         var epilogue = bias != 0 ? CuBLASLt.epilogueBias : CuBLASLt.epilogueDefault
+        if let gelu {
+            var aux: CUdeviceptr, ld: Int64
+            switch gelu {
+            case .forward(let p, let l):
+                precondition(bias != 0, "the GELU forward epilogue is GELU_AUX_BIAS: give a bias")
+                epilogue = CuBLASLt.epilogueGELUAuxBias; aux = p; ld = Int64(l)
+            case .backward(let p, let l):
+                precondition(bias == 0, "the DGELU epilogue takes no bias")
+                epilogue = CuBLASLt.epilogueDGELU; aux = p; ld = Int64(l)
+            }
+            try cublasCheck(self, cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descEpilogueAuxPointer, &aux, 8),
+                            "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)")
+            try cublasCheck(self, cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descEpilogueAuxLd, &ld, 8),
+                            "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)")
+        }
         try cublasCheck(self, cublasLtMatmulDescSetAttribute(desc, CuBLASLt.descEpilogue, &epilogue, 4), "cublasLtMatmulDescSetAttribute(EPILOGUE)")
         if bias != 0 {
             var p = bias
@@ -669,7 +697,7 @@ final class CuBLASLt: @unchecked Sendable {
         result.initializeMemory(as: UInt8.self, repeating: 0, count: CuBLASLt.heuristicResultSize)
         var found: Int32 = 0
         try cublasCheck(self, cublasLtMatmulAlgoGetHeuristic(handle, desc, la, lb, lc, ld, pref, 1, result, &found),
-                        "cublasLtMatmulAlgoGetHeuristic(m \(m) n \(n) k \(k) transA \(transA) transB \(transB) bias \(bias != 0))")
+                        "cublasLtMatmulAlgoGetHeuristic(m \(m) n \(n) k \(k) transA \(transA) transB \(transB) epilogue \(epilogue))")
         if found == 0 {
             throw CUDAError(api: .cublasLt, code: -1, call: "cublasLtMatmulAlgoGetHeuristic", message: "no algorithm for m \(m) n \(n) k \(k)", file: #fileID, line: #line)
         }
