@@ -17,9 +17,45 @@ extension CUDAKernelSource {
         // Most columns one backward thread keeps in registers: C <= LN_MAX_COLS * blockDim.x.
         #define LN_MAX_COLS 8
 
+        // layernormRow with 16-byte packs (C % XPACK == 0, every address aligned): lane l owns
+        // packs l, l + 32, ...; the row is read three times, from L1 after the first.
+        __device__ inline void layernormRowPacked(floatX* out, float* mean, float* rstd, const floatX* x,
+                                                  const floatX* weight, const floatX* bias, int row, int C) {
+            int lane = threadIdx.x % WARP_SIZE, packs = C / XPACK;
+            const PackX* xp = (const PackX*)x;
+            float s = 0.0f;
+            for (int p = lane; p < packs; p += WARP_SIZE) {
+                PackX a = xp[p];
+                #pragma unroll
+                for (int k = 0; k < XPACK; k++) s += tof(a.v[k]);
+            }
+            float m = warpSum(s) / C;
+            float v = 0.0f;
+            for (int p = lane; p < packs; p += WARP_SIZE) {
+                PackX a = xp[p];
+                #pragma unroll
+                for (int k = 0; k < XPACK; k++) { float d = tof(a.v[k]) - m; v += d * d; }
+            }
+            float rs = 1.0f / sqrtf(warpSum(v) / C + LN_EPS);
+            for (int p = lane; p < packs; p += WARP_SIZE) {
+                PackX a = xp[p], w = ((const PackX*)weight)[p], b = ((const PackX*)bias)[p], o;
+                #pragma unroll
+                for (int k = 0; k < XPACK; k++) o.v[k] = tox((tof(a.v[k]) - m) * rs * tof(w.v[k]) + tof(b.v[k]));
+                ((PackX*)out)[p] = o;
+            }
+            if (lane == 0) {
+                if (mean) mean[row] = m;
+                if (rstd) rstd[row] = rs;
+            }
+        }
+
         // One warp normalises row `row` of x (already rounded to floatX) into out.
         __device__ inline void layernormRow(floatX* out, float* mean, float* rstd, const floatX* x,
                                             const floatX* weight, const floatX* bias, int row, int C) {
+            if (C % XPACK == 0 && aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias)) {
+                layernormRowPacked(out, mean, rstd, x, weight, bias, row, C);
+                return;
+            }
             int lane = threadIdx.x % WARP_SIZE;
             float s = 0.0f;
             for (int c = lane; c < C; c += WARP_SIZE) s += tof(x[c]);
@@ -54,7 +90,17 @@ extension CUDAKernelSource {
             if (row >= N) return;
             int lane = threadIdx.x % WARP_SIZE;
             size_t o = (size_t)row * C;
-            for (int c = lane; c < C; c += WARP_SIZE) residual[o + c] = tox(tof(inp1[o + c]) + tof(inp2[o + c]));
+            if (C % XPACK == 0 && aligned16(residual + o) && aligned16(inp1 + o) && aligned16(inp2 + o)) {
+                const PackX *a = (const PackX*)(inp1 + o), *b = (const PackX*)(inp2 + o);
+                for (int p = lane; p < C / XPACK; p += WARP_SIZE) {
+                    PackX x = a[p], y = b[p], r;
+                    #pragma unroll
+                    for (int k = 0; k < XPACK; k++) r.v[k] = tox(tof(x.v[k]) + tof(y.v[k]));
+                    ((PackX*)(residual + o))[p] = r;
+                }
+            } else {
+                for (int c = lane; c < C; c += WARP_SIZE) residual[o + c] = tox(tof(inp1[o + c]) + tof(inp2[o + c]));
+            }
             __syncwarp();   // each lane reads back only what it wrote, but keep the warp in step
             layernormRow(out + o, mean, rstd, residual + o, weight, bias, row, C);
         }
