@@ -2,8 +2,10 @@
 // arguments and results as attentionForward / attentionBackward in CUDAOps.swift, for bf16 training
 // on sm_80+ with head size 64 (attentionTCAvailable says when). The backward reuses the SIMT unit's
 // attention_backward_preprocess_kernel for D = rowsum(dout ∘ out).
-// Checked on an H200 (sm_90): CUDASelftest.runAttentionTC through these launchers (errors <= 4.7e-3
-// against the CPU and the SIMT kernels) and bench/attention_tc_check.py against fp64 PyTorch.
+// The first version (2-byte transposed shared stores, no pipelining) was checked on an H200 (sm_90):
+// CUDASelftest.runAttentionTC through these launchers (errors <= 4.7e-3 against the CPU and the SIMT
+// kernels) and bench/attention_tc_check.py against fp64 PyTorch. The second (ldmatrix, cp.async
+// double buffering, diagonal sub-block skipping; same grids, blocks and contract) awaits that check.
 // Legend: B batch, T time, C channels, NH heads, HS = C/NH.
 
 extension CUDALaunchConfig {

@@ -10,20 +10,31 @@
 // of the next product, as FlashAttention-2 does. Inline PTX rather than <mma.h> (nvcuda::wmma):
 // the pip NVRTC wheels ship mma.h without the crt/mma.h it includes, and wmma's accumulator layout
 // is unspecified, which would force the softmax through shared memory.
+// Data movement (second version, for speed): every tile is stored row-major, exactly as in global
+// memory, and the MMA operands come from ldmatrix.x4 (A fragments, and B fragments whose k runs
+// along a tile row: K for S = Q·Kᵀ) or ldmatrix.x4.trans (B fragments whose k runs down the tile:
+// V for O = P·V, K for dQ = dS·K, dO and Q for dV = Pᵀ·dO and dK = dSᵀ·Q), so no tile is ever
+// transposed in shared memory; one ldmatrix.x4 feeds two MMAs. Global → shared copies are 16-byte
+// cp.async (zero-filled past T) into two stages: tile i+1 is in flight while tile i is computed,
+// with one __syncthreads per tile. The block's own rows (Q, or K and V) arrive in the second
+// stage before the loop and move to registers, so shared memory is only the two stages.
+// Causal skipping: only the diagonal tile is masked, and there a warp skips its fully masked
+// 16-column sub-blocks (the products, not just the exponentials). Scores are pre-multiplied by
+// scale·log2(e) so that every exponential is one exp2f (lse converted back to natural log).
 // Precision: scores, softmax, lse, D and dS in fp32; P and dS are rounded to bf16 as MMA operands
 // (as FlashAttention does); outputs are rounded to bf16 once. Backward = the existing
 // attention_backward_preprocess_kernel (D = rowsum(dO ∘ O)) then dK/dV (a block per key tile,
 // walking the query tiles at or after it) and dQ (a block per query tile): no atomics, every
 // element of dinp is written once (=).
-// Real kernels only for -DGPT2_BF16, ATT_HS == 64 and sm_80+; otherwise the entry points exist
-// (the loader looks every one up) and trap: the host picks this path only when
-// CUDAContext.attentionTCAvailable.
-// Shared memory, static: forward 27,648 B, dQ 27,648 B, dK/dV 37,376 B per 128-thread block.
-// References: Dao, FlashAttention-2 (2023) §3; NVIDIA PTX ISA, "Matrix Fragments for mma.m16n8k16";
-// llm.c attention (cuDNN path) for the lse/D convention.
+// Real kernels only for -DGPT2_BF16, ATT_HS == 64 and sm_80+ (cp.async, ldmatrix, bf16 mma);
+// otherwise the entry points exist (the loader looks every one up) and trap: the host picks this
+// path only when CUDAContext.attentionTCAvailable.
+// Shared memory, static: forward and dQ 36,864 B, dK/dV 37,888 B per 128-thread block.
+// References: Dao, FlashAttention-2 (2023) §3; NVIDIA PTX ISA, "Matrix Fragments for mma.m16n8k16",
+// "ldmatrix", "cp.async"; llm.c attention (cuDNN path) for the lse/D convention.
 // Legend: B batch, T time, C channels, NH heads, HS = 64; inp (B,T,3C) = [q | k | v]; S scores,
 // P probabilities, dP = dO·Vᵀ, dS = P∘(dP − D)·scale, D = rowsum(dO∘O); g = lane/4, t = lane%4
-// (a lane's rows g and g+8, columns 2t, 2t+1 of every 16×8 accumulator tile).
+// (a lane's rows g and g+8, columns 2t, 2t+1 of every 16×8 accumulator tile); sl2 = scale·log2(e).
 
 extension CUDAKernelSource {
     /// Tiling constants of the tensor-core attention kernels and their launch configuration.
@@ -50,14 +61,21 @@ extension CUDAKernelSource {
         #ifdef ATT_TC
         #define TC_HS 64                   // head size
         #define TC_R 64                    // rows per block / per staged tile (AttentionTCTiling.rows)
-        #define TC_LD 72                   // shared row length in bf16: +8 keeps rows 16-byte aligned, conflict-free
+        #define TC_LD 72                   // shared row length in bf16: +8 keeps rows 16-byte aligned, ldmatrix conflict-free
         #define TC_THREADS 128             // AttentionTCTiling.threads
+        #define TC_TILE_BYTES (TC_R * TC_LD * 2)
+        #define TC_LOG2E 1.4426950408889634f
+        #define TC_LN2 0.6931471805599453f
+        // Blocks per SM the register allocation must allow (ptxas -v, sm_80/sm_90, no spills): forward 4 (≤ 128 regs),
+        // dQ 4 (127 regs unbounded), dK/dV 2 (~220 regs; -DTC_DKDV_BLOCKS=3 caps it at 168 with ~80 B of spills).
+        #ifndef TC_DKDV_BLOCKS
+        #define TC_DKDV_BLOCKS 2
+        #endif
+        #define TC_BOUNDS(minBlocks) __launch_bounds__(TC_THREADS, minBlocks)
 
         typedef unsigned int u32;
-        typedef __nv_bfloat16 (*TileRows)[TC_LD];
+        typedef __nv_bfloat16 Tile[TC_R][TC_LD];   // one staged 64×64 tile, row-major as in global memory
 
-        // Two consecutive bf16 of shared memory as one 32-bit MMA operand register (lower column in the low half).
-        __device__ __forceinline__ u32 ld2(const __nv_bfloat16* p) { return *reinterpret_cast<const u32*>(p); }
         __device__ __forceinline__ u32 pack2(float lo, float hi) {
             __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);   // .x (lo) at the lower address = low 16 bits
             return *reinterpret_cast<u32*>(&v);
@@ -73,66 +91,63 @@ extension CUDAKernelSource {
                          : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
         }
 
-        // A fragment of rows [r, r+16), columns [c, c+16) of a row-major shared tile.
-        __device__ __forceinline__ void loadA(u32 (&a)[4], TileRows s, int r, int c, int g, int t) {
-            a[0] = ld2(&s[r + g][c + 2 * t]);
-            a[1] = ld2(&s[r + g + 8][c + 2 * t]);
-            a[2] = ld2(&s[r + g][c + 2 * t + 8]);
-            a[3] = ld2(&s[r + g + 8][c + 2 * t + 8]);
+        __device__ __forceinline__ u32 smemAddr(const void* p) {
+            u32 a;
+            asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }\n" : "=r"(a) : "l"(p));
+            return a;
         }
 
-        // B fragment B[k][n] = s[n0 + n][k0 + k] (k < 16, n < 8): the tile holds B's columns as rows.
-        __device__ __forceinline__ void mmaRowsB(float (&d)[4], const u32 (&a)[4], TileRows s, int n0, int k0, int g, int t) {
-            mma16816(d, a, ld2(&s[n0 + g][k0 + 2 * t]), ld2(&s[n0 + g][k0 + 2 * t + 8]));
+        // ldmatrix.x4: lanes 8i..8i+7 give the row addresses of 8×8 matrix i (16 bytes each); r[i] receives
+        // matrix i's row lane/4, columns 2(lane%4), +1 (.trans: column lane/4, rows 2(lane%4), +1), low half first.
+        // With the per-lane offsets below, for a row-major tile X and a 16×16 block at (r, c):
+        //   ldsm4 (X + offA)  = A fragment of X[r.., c..]                         (a0..a3)
+        //   ldsm4 (X + offB)  = B fragments of B[k][n] = X[r + n][c + k] for n-tiles r and r+8 (b0,b1, b0,b1)
+        //   ldsm4t(X + offA)  = B fragments of B[k][n] = X[r + k][c + n] for n-tiles c and c+8 (b0,b1, b0,b1)
+        // offA: row lane%16, column 8·(lane/16); offB: row lane%8 + 8·(lane/16), column 8·(lane/8 % 2).
+        __device__ __forceinline__ void ldsm4(u32 (&r)[4], u32 addr) {
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
         }
+        __device__ __forceinline__ void ldsm4t(u32 (&r)[4], u32 addr) {
+            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+        }
+        // Byte offset of element (r, c) of a tile starting at shared address s.
+        __device__ __forceinline__ u32 at(u32 s, int r, int c) { return s + (u32)((r * TC_LD + c) * 2); }
 
-        // The A fragment of a 16×16 block from two 16×8 accumulator tiles (columns 0-7, 8-15): FA2's register reuse.
-        __device__ __forceinline__ void accToA(u32 (&a)[4], const float (&lo)[4], const float (&hi)[4]) {
-            a[0] = pack2(lo[0], lo[1]);
-            a[1] = pack2(lo[2], lo[3]);
-            a[2] = pack2(hi[0], hi[1]);
-            a[3] = pack2(hi[2], hi[3]);
+        // 16-byte global → shared copy, asynchronous until cpWait; bytes = 0 fills the 16 bytes with zeros.
+        __device__ __forceinline__ void cpAsync16(u32 dst, const void* src, int bytes) {
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(dst), "l"(src), "r"(bytes) : "memory");
         }
+        __device__ __forceinline__ void cpCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+        __device__ __forceinline__ void cpWait() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
         __device__ __forceinline__ bool aligned16(const void* p, int stride) {
             return ((reinterpret_cast<size_t>(p) & 15) == 0) && ((stride & 7) == 0);
         }
 
-        // dst[r][c] = src[(r0 + r)·stride + c] for r < TC_R, c < TC_HS; rows >= T are 0.
-        __device__ inline void loadRows(TileRows dst, const __nv_bfloat16* src, int stride, int r0, int T) {
-            if (aligned16(src, stride)) {
-                for (int v = threadIdx.x; v < TC_R * (TC_HS / 8); v += blockDim.x) {
-                    int r = v / (TC_HS / 8), c = (v % (TC_HS / 8)) * 8;
-                    uint4 x = make_uint4(0u, 0u, 0u, 0u);
-                    if (r0 + r < T) x = *reinterpret_cast<const uint4*>(src + (size_t)(r0 + r) * stride + c);
-                    *reinterpret_cast<uint4*>(&dst[r][c]) = x;
+        // dst[r][c] = src[(r0 + r)·stride + c] for r < TC_R, c < TC_HS; rows >= T are 0. vec: cp.async (complete
+        // after cpWait), else plain 2-byte copies (complete at once); either is visible after the next __syncthreads.
+        __device__ __forceinline__ void loadTile(Tile& dst, const __nv_bfloat16* src, int stride, int r0, int T, bool vec) {
+            if (vec) {
+                #pragma unroll
+                for (int i = 0; i < TC_R * (TC_HS / 8) / TC_THREADS; i++) {
+                    int v = threadIdx.x + i * TC_THREADS, r = v / (TC_HS / 8), c = (v % (TC_HS / 8)) * 8;
+                    bool live = r0 + r < T;
+                    cpAsync16(smemAddr(&dst[r][c]), src + (size_t)(live ? r0 + r : 0) * stride + c, live ? 16 : 0);
                 }
             } else {
-                for (int v = threadIdx.x; v < TC_R * TC_HS; v += blockDim.x) {
+                for (int v = threadIdx.x; v < TC_R * TC_HS; v += TC_THREADS) {
                     int r = v / TC_HS, c = v % TC_HS;
                     dst[r][c] = r0 + r < T ? src[(size_t)(r0 + r) * stride + c] : __float2bfloat16_rn(0.0f);
                 }
             }
         }
 
-        // Transposed: dst[c][r] = src[(r0 + r)·stride + c]; rows >= T are 0. Consecutive threads take
-        // consecutive rows, so the 2-byte shared stores do not conflict.
-        __device__ inline void loadRowsT(TileRows dst, const __nv_bfloat16* src, int stride, int r0, int T) {
-            if (aligned16(src, stride)) {
-                for (int v = threadIdx.x; v < TC_R * (TC_HS / 8); v += blockDim.x) {
-                    int r = v % TC_R, c = (v / TC_R) * 8;
-                    uint4 x = make_uint4(0u, 0u, 0u, 0u);
-                    if (r0 + r < T) x = *reinterpret_cast<const uint4*>(src + (size_t)(r0 + r) * stride + c);
-                    const __nv_bfloat16* e = reinterpret_cast<const __nv_bfloat16*>(&x);
-                    #pragma unroll
-                    for (int i = 0; i < 8; i++) dst[c + i][r] = e[i];
-                }
-            } else {
-                for (int v = threadIdx.x; v < TC_R * TC_HS; v += blockDim.x) {
-                    int r = v % TC_R, c = v / TC_R;
-                    dst[c][r] = r0 + r < T ? src[(size_t)(r0 + r) * stride + c] : __float2bfloat16_rn(0.0f);
-                }
-            }
+        // p[0], p[1] = a, b as bf16; packed 4-byte store when p is 4-byte aligned (al4), else two 2-byte stores.
+        __device__ __forceinline__ void store2(__nv_bfloat16* p, float a, float b, bool al4) {
+            if (al4) *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(a, b);
+            else { p[0] = __float2bfloat16_rn(a); p[1] = __float2bfloat16_rn(b); }
         }
 
         // Sum / max over the 4 lanes (t = 0..3) that share a row.
@@ -144,51 +159,79 @@ extension CUDAKernelSource {
             v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, 1));
             return fmaxf(v, __shfl_xor_sync(FULL_MASK, v, 2));
         }
+        #else
+        #define TC_BOUNDS(minBlocks)
         #endif  // ATT_TC
 
+        // Declarations carrying the register bounds (the definitions below keep the plain signature).
+        extern "C" __global__ TC_BOUNDS(4) void attention_forward_tc_kernel(floatX*, float*, const floatX*, int, int, int, int);
+        extern "C" __global__ TC_BOUNDS(TC_DKDV_BLOCKS) void attention_backward_dkdv_tc_kernel(floatX*, const floatX*, const floatX*, const float*,
+                                                                                             const float*, int, int, int, int);
+        extern "C" __global__ TC_BOUNDS(4) void attention_backward_dq_tc_kernel(floatX*, const floatX*, const floatX*, const float*,
+                                                                              const float*, int, int, int, int);
+
         // out (B,T,C); lse (B,NH,T); inp (B,T,3C). Grid (ceil(T/64), B·NH), block 128.
-        // Warp w: query rows q0+16w .. +15; walks key tiles 0 .. (its block's diagonal) with an online softmax.
+        // Warp w: query rows q0+16w .. +15; walks key tiles 0 .. (its block's diagonal) with an online softmax
+        // (base 2: m is the running max of sl2·s); on the diagonal it computes only key sub-blocks 0..w.
         extern "C" __global__ void attention_forward_tc_kernel(floatX* out, float* lse, const floatX* inp, int B, int T, int C, int NH) {
         #ifdef ATT_TC
-            __shared__ __align__(16) __nv_bfloat16 Qs[TC_R][TC_LD];
-            __shared__ __align__(16) __nv_bfloat16 Ks[TC_R][TC_LD];
-            __shared__ __align__(16) __nv_bfloat16 Vt[TC_HS][TC_LD];   // V transposed: Vt[d][key]
+            __shared__ __align__(128) Tile Ks[2];                      // K tiles (stage 1 first holds this block's Q)
+            __shared__ __align__(128) Tile Vs[2];                      // V tiles, row-major [key][d]
             int qb = gridDim.x - 1 - blockIdx.x;                       // longest (latest) query tiles first
             int bh = blockIdx.y, b = bh / NH, h = bh % NH, C3 = 3 * C;
             int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
             int q0 = qb * TC_R, wr = warp * 16;
             const __nv_bfloat16* base = inp + (size_t)b * T * C3 + h * TC_HS;
-            const float scale = 1.0f / sqrtf((float)TC_HS);
-            loadRows(Qs, base, C3, q0, T);
+            const bool vec = aligned16(base, C3);
+            const float sl2 = TC_LOG2E / sqrtf((float)TC_HS);
+            const int offA = (lane & 15) * TC_LD + (lane >> 4) * 8;
+            const int offB = ((lane & 7) + (lane >> 4) * 8) * TC_LD + ((lane >> 3) & 1) * 8;
+            const u32 ks0 = smemAddr(&Ks[0][0][0]), vs0 = smemAddr(&Vs[0][0][0]);
+            loadTile(Ks[1], base, C3, q0, T, vec);
+            loadTile(Ks[0], base + C, C3, 0, T, vec);
+            loadTile(Vs[0], base + 2 * C, C3, 0, T, vec);
+            cpCommit();
+            cpWait();
             __syncthreads();
             u32 qa[4][4];
             #pragma unroll
-            for (int kk = 0; kk < 4; kk++) loadA(qa[kk], Qs, wr, kk * 16, g, t);
-            const int row[2] = {q0 + wr + g, q0 + wr + g + 8};
+            for (int kk = 0; kk < 4; kk++) ldsm4(qa[kk], ks0 + TC_TILE_BYTES + (u32)((offA + wr * TC_LD + kk * 16) * 2));
             float o[8][4];
             #pragma unroll
             for (int dt = 0; dt < 8; dt++) { o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f; }
             float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.0f, 0.0f};   // l: this lane's partial row sums
             for (int kt = 0; kt <= qb; kt++) {                         // key tiles up to the diagonal (64 | 64)
-                int k0 = kt * TC_R;
-                __syncthreads();                                       // previous tile consumed
-                loadRows(Ks, base + C, C3, k0, T);
-                loadRowsT(Vt, base + 2 * C, C3, k0, T);
-                __syncthreads();
+                cpWait();
+                __syncthreads();                                       // tile kt landed; tile kt-1 (and Q) consumed
+                if (kt < qb) {                                         // prefetch tile kt+1 into the other stage
+                    int st = (kt + 1) & 1, k1 = (kt + 1) * TC_R;
+                    loadTile(Ks[st], base + C, C3, k1, T, vec);
+                    loadTile(Vs[st], base + 2 * C, C3, k1, T, vec);
+                    cpCommit();
+                }
+                const bool diag = kt == qb;                            // only here are keys masked (q0 == k0)
+                const u32 ks = ks0 + (kt & 1) * TC_TILE_BYTES, vs = vs0 + (kt & 1) * TC_TILE_BYTES;
                 float s[8][4];
                 #pragma unroll
-                for (int nt = 0; nt < 8; nt++) {
-                    s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+                for (int c = 0; c < 4; c++) {                          // S = Q·Kᵀ, 16 keys at a time
                     #pragma unroll
-                    for (int kk = 0; kk < 4; kk++) mmaRowsB(s[nt], qa[kk], Ks, nt * 8, kk * 16, g, t);
+                    for (int e = 0; e < 4; e++) { s[2 * c][e] = 0.0f; s[2 * c + 1][e] = 0.0f; }
+                    if (diag && c > warp) continue;                    // fully masked for this warp
+                    #pragma unroll
+                    for (int kk = 0; kk < 4; kk++) {
+                        u32 kf[4];
+                        ldsm4(kf, at(ks, 16 * c, 16 * kk) + offB * 2);
+                        mma16816(s[2 * c], qa[kk], kf[0], kf[1]);
+                        mma16816(s[2 * c + 1], qa[kk], kf[2], kf[3]);
+                    }
                 }
                 float mx[2] = {NEG_INF, NEG_INF};
                 #pragma unroll
                 for (int nt = 0; nt < 8; nt++) {
                     #pragma unroll
                     for (int e = 0; e < 4; e++) {
-                        int j = k0 + nt * 8 + 2 * t + (e & 1), i = row[e >> 1];
-                        float x = (j <= i && j < T) ? s[nt][e] * scale : NEG_INF;   // causal mask, tail keys
+                        float x = s[nt][e] * sl2;
+                        if (diag && nt * 8 + 2 * t + (e & 1) > wr + g + 8 * (e >> 1)) x = NEG_INF;   // causal mask
                         s[nt][e] = x;
                         mx[e >> 1] = fmaxf(mx[e >> 1], x);
                     }
@@ -198,7 +241,7 @@ extension CUDAKernelSource {
                 for (int r = 0; r < 2; r++) {
                     // key 0 is visible to every row, so m is finite from the first tile on
                     float mNew = fmaxf(m[r], quadMax(mx[r]));
-                    corr[r] = expf(m[r] - mNew);                      // 0 on the first tile (m = -inf)
+                    corr[r] = exp2f(m[r] - mNew);                     // 0 on the first tile (m = -inf)
                     m[r] = mNew;
                     l[r] *= corr[r];
                 }
@@ -206,7 +249,7 @@ extension CUDAKernelSource {
                 for (int nt = 0; nt < 8; nt++) {
                     #pragma unroll
                     for (int e = 0; e < 4; e++) {
-                        float p = expf(s[nt][e] - m[e >> 1]);          // masked: exp(-inf) = 0
+                        float p = exp2f(s[nt][e] - m[e >> 1]);         // masked: exp2(-inf) = 0
                         s[nt][e] = p;
                         l[e >> 1] += p;
                     }
@@ -218,25 +261,30 @@ extension CUDAKernelSource {
                 }
                 #pragma unroll
                 for (int kc = 0; kc < 4; kc++) {                       // O += P·V, 16 keys at a time
-                    u32 pa[4];
-                    accToA(pa, s[2 * kc], s[2 * kc + 1]);
+                    if (diag && kc > warp) continue;
+                    u32 pa[4] = {pack2(s[2 * kc][0], s[2 * kc][1]), pack2(s[2 * kc][2], s[2 * kc][3]),
+                                 pack2(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack2(s[2 * kc + 1][2], s[2 * kc + 1][3])};
                     #pragma unroll
-                    for (int dt = 0; dt < 8; dt++) mmaRowsB(o[dt], pa, Vt, dt * 8, kc * 16, g, t);
+                    for (int dp = 0; dp < 4; dp++) {
+                        u32 vf[4];
+                        ldsm4t(vf, at(vs, 16 * kc, 16 * dp) + offA * 2);
+                        mma16816(o[2 * dp], pa, vf[0], vf[1]);
+                        mma16816(o[2 * dp + 1], pa, vf[2], vf[3]);
+                    }
                 }
             }
             floatX* ob = out + (size_t)b * T * C + h * TC_HS;
+            const bool al4 = (reinterpret_cast<size_t>(ob) & 3) == 0;  // every offset below is even
             #pragma unroll
             for (int r = 0; r < 2; r++) {
                 float lr = quadSum(l[r]);
-                if (row[r] < T) {
+                int row = q0 + wr + g + 8 * r;
+                if (row < T) {
                     float inv = 1.0f / lr;
-                    floatX* orow = ob + (size_t)row[r] * C;
+                    floatX* orow = ob + (size_t)row * C;
                     #pragma unroll
-                    for (int dt = 0; dt < 8; dt++) {
-                        orow[dt * 8 + 2 * t] = tox(o[dt][2 * r] * inv);
-                        orow[dt * 8 + 2 * t + 1] = tox(o[dt][2 * r + 1] * inv);
-                    }
-                    if (t == 0) lse[(size_t)bh * T + row[r]] = m[r] + logf(lr);
+                    for (int dt = 0; dt < 8; dt++) store2(orow + dt * 8 + 2 * t, o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv, al4);
+                    if (t == 0) lse[(size_t)bh * T + row] = m[r] * TC_LN2 + logf(lr);
                 }
             }
         #else
@@ -246,92 +294,123 @@ extension CUDAKernelSource {
 
         // dinp's k and v parts (B,T,3C) =; dout (B,T,C); inp (B,T,3C); lse, Dbuf (B,NH,T).
         // Grid (ceil(T/64), B·NH), block 128. Warp w: key rows k0+16w .. +15; walks the query tiles at or
-        // after the block's keys: Sᵀ = K·Qᵀ, Pᵀ = exp(scale·Sᵀ − lse), dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q.
+        // after the block's keys: Sᵀ = K·Qᵀ, Pᵀ = exp2(sl2·Sᵀ − lse·log2e), dPᵀ = V·dOᵀ, dV += Pᵀ·dO, dK += dSᵀ·Q.
+        // On the diagonal tile warp w computes only query sub-blocks w..3; masks apply there and on a ragged last tile.
         extern "C" __global__ void attention_backward_dkdv_tc_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const float* lse,
                                                                      const float* Dbuf, int B, int T, int C, int NH) {
         #ifdef ATT_TC
-            __shared__ __align__(16) __nv_bfloat16 Qs[TC_R][TC_LD];    // Q rows (first: this block's K rows)
-            __shared__ __align__(16) __nv_bfloat16 Qt[TC_HS][TC_LD];   // Q transposed
-            __shared__ __align__(16) __nv_bfloat16 Os[TC_R][TC_LD];    // dO rows (first: this block's V rows)
-            __shared__ __align__(16) __nv_bfloat16 Ot[TC_HS][TC_LD];   // dO transposed
-            __shared__ float Ls[TC_R], Ds[TC_R];
-            int kb = blockIdx.x;
+            __shared__ __align__(128) Tile Qs[2];                      // Q tiles (stage 1 first holds this block's K)
+            __shared__ __align__(128) Tile Os[2];                      // dO tiles (stage 1 first holds this block's V)
+            __shared__ float Ls[2][TC_R], Ds[2][TC_R];                 // lse·log2(e) and D of the staged queries
+            int kb = blockIdx.x;                                       // first blocks have the most query tiles
             int bh = blockIdx.y, b = bh / NH, h = bh % NH, C3 = 3 * C;
             int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-            int k0 = kb * TC_R, wr = warp * 16;
+            int k0 = kb * TC_R, wr = warp * 16, nq = (T + TC_R - 1) / TC_R;
             const __nv_bfloat16* base = inp + (size_t)b * T * C3 + h * TC_HS;
             const __nv_bfloat16* obase = dout + (size_t)b * T * C + h * TC_HS;
-            const float scale = 1.0f / sqrtf((float)TC_HS);
-            loadRows(Qs, base + C, C3, k0, T);
-            loadRows(Os, base + 2 * C, C3, k0, T);
+            const bool vecI = aligned16(base, C3), vecO = aligned16(obase, C);
+            const float scale = 1.0f / sqrtf((float)TC_HS), sl2 = scale * TC_LOG2E;
+            const int offA = (lane & 15) * TC_LD + (lane >> 4) * 8;
+            const int offB = ((lane & 7) + (lane >> 4) * 8) * TC_LD + ((lane >> 3) & 1) * 8;
+            const u32 qs0 = smemAddr(&Qs[0][0][0]), os0 = smemAddr(&Os[0][0][0]);
+            const float* lrow = lse + (size_t)bh * T;
+            const float* drow = Dbuf + (size_t)bh * T;
+            // lse·log2e (threads 0..63) or D (64..127) of query q0 + threadIdx.x % 64; 0 past T
+            #define TC_LD_ROWSTAT(q0) (threadIdx.x < TC_R ? ((q0) + (int)threadIdx.x < T ? lrow[(q0) + threadIdx.x] * TC_LOG2E : 0.0f) \
+                                                          : ((q0) + (int)threadIdx.x - TC_R < T ? drow[(q0) + threadIdx.x - TC_R] : 0.0f))
+            loadTile(Qs[1], base + C, C3, k0, T, vecI);
+            loadTile(Os[1], base + 2 * C, C3, k0, T, vecI);
+            loadTile(Qs[0], base, C3, k0, T, vecI);
+            loadTile(Os[0], obase, C, k0, T, vecO);
+            cpCommit();
+            {
+                float v = TC_LD_ROWSTAT(k0);
+                if (threadIdx.x < TC_R) Ls[0][threadIdx.x] = v; else Ds[0][threadIdx.x - TC_R] = v;
+            }
+            cpWait();
             __syncthreads();
             u32 ka[4][4], va[4][4];
             #pragma unroll
-            for (int kk = 0; kk < 4; kk++) { loadA(ka[kk], Qs, wr, kk * 16, g, t); loadA(va[kk], Os, wr, kk * 16, g, t); }
-            const int key[2] = {k0 + wr + g, k0 + wr + g + 8};
+            for (int kk = 0; kk < 4; kk++) {
+                ldsm4(ka[kk], qs0 + TC_TILE_BYTES + (u32)((offA + wr * TC_LD + kk * 16) * 2));
+                ldsm4(va[kk], os0 + TC_TILE_BYTES + (u32)((offA + wr * TC_LD + kk * 16) * 2));
+            }
             float dk[8][4], dv[8][4];
             #pragma unroll
             for (int dt = 0; dt < 8; dt++) {
                 #pragma unroll
                 for (int e = 0; e < 4; e++) { dk[dt][e] = 0.0f; dv[dt][e] = 0.0f; }
             }
-            for (int qt = kb; qt <= (T - 1) / TC_R; qt++) {
-                int q0 = qt * TC_R;
-                __syncthreads();                                       // K/V fragments read, or previous tile consumed
-                loadRows(Qs, base, C3, q0, T);
-                loadRowsT(Qt, base, C3, q0, T);
-                loadRows(Os, obase, C, q0, T);
-                loadRowsT(Ot, obase, C, q0, T);
-                for (int i = threadIdx.x; i < TC_R; i += blockDim.x) {
-                    bool live = q0 + i < T;
-                    Ls[i] = live ? lse[(size_t)bh * T + q0 + i] : 0.0f;
-                    Ds[i] = live ? Dbuf[(size_t)bh * T + q0 + i] : 0.0f;
+            for (int qt = kb; qt < nq; qt++) {
+                int q0 = qt * TC_R, st = (qt - kb) & 1;
+                cpWait();
+                __syncthreads();                                       // tile qt landed; tile qt-1 (and K, V) consumed
+                const bool more = qt + 1 < nq;
+                float stat = 0.0f;
+                if (more) {                                            // prefetch tile qt+1 into the other stage
+                    loadTile(Qs[st ^ 1], base, C3, q0 + TC_R, T, vecI);
+                    loadTile(Os[st ^ 1], obase, C, q0 + TC_R, T, vecO);
+                    cpCommit();
+                    stat = TC_LD_ROWSTAT(q0 + TC_R);                   // stored after this tile's products
                 }
-                __syncthreads();
+                const bool diag = qt == kb;                            // q0 == k0
+                const bool mask = diag || q0 + TC_R > T;               // causal and/or tail queries
+                const u32 qs = qs0 + st * TC_TILE_BYTES, os = os0 + st * TC_TILE_BYTES;
                 #pragma unroll
                 for (int qc = 0; qc < 4; qc++) {                       // 16 queries at a time
+                    if (diag && qc < warp) continue;                   // fully masked for this warp
                     float s[2][4], dp[2][4];
                     #pragma unroll
-                    for (int n = 0; n < 2; n++) {
-                        #pragma unroll
-                        for (int e = 0; e < 4; e++) { s[n][e] = 0.0f; dp[n][e] = 0.0f; }
-                        #pragma unroll
-                        for (int kk = 0; kk < 4; kk++) {
-                            mmaRowsB(s[n], ka[kk], Qs, qc * 16 + n * 8, kk * 16, g, t);
-                            mmaRowsB(dp[n], va[kk], Os, qc * 16 + n * 8, kk * 16, g, t);
-                        }
+                    for (int e = 0; e < 4; e++) { s[0][e] = s[1][e] = dp[0][e] = dp[1][e] = 0.0f; }
+                    #pragma unroll
+                    for (int kk = 0; kk < 4; kk++) {
+                        u32 f[4];
+                        ldsm4(f, at(qs, 16 * qc, 16 * kk) + offB * 2);
+                        mma16816(s[0], ka[kk], f[0], f[1]);
+                        mma16816(s[1], ka[kk], f[2], f[3]);
+                        ldsm4(f, at(os, 16 * qc, 16 * kk) + offB * 2);
+                        mma16816(dp[0], va[kk], f[0], f[1]);
+                        mma16816(dp[1], va[kk], f[2], f[3]);
                     }
                     #pragma unroll
                     for (int n = 0; n < 2; n++) {
                         #pragma unroll
                         for (int e = 0; e < 4; e++) {
-                            int ii = qc * 16 + n * 8 + 2 * t + (e & 1), i = q0 + ii, j = key[e >> 1];
-                            float p = (i >= j && i < T) ? expf(s[n][e] * scale - Ls[ii]) : 0.0f;
+                            int ii = qc * 16 + n * 8 + 2 * t + (e & 1);    // local query; local key wr + g + 8(e/2)
+                            float p = exp2f(s[n][e] * sl2 - Ls[st][ii]);
+                            if (mask && (ii < wr + g + 8 * (e >> 1) || q0 + ii >= T)) p = 0.0f;
                             s[n][e] = p;
-                            dp[n][e] = p * (dp[n][e] - Ds[ii]) * scale;   // dSᵀ
+                            dp[n][e] = p * (dp[n][e] - Ds[st][ii]) * scale;   // dSᵀ
                         }
                     }
-                    u32 pa[4], dsa[4];
-                    accToA(pa, s[0], s[1]);
-                    accToA(dsa, dp[0], dp[1]);
+                    u32 pa[4] = {pack2(s[0][0], s[0][1]), pack2(s[0][2], s[0][3]), pack2(s[1][0], s[1][1]), pack2(s[1][2], s[1][3])};
+                    u32 dsa[4] = {pack2(dp[0][0], dp[0][1]), pack2(dp[0][2], dp[0][3]), pack2(dp[1][0], dp[1][1]), pack2(dp[1][2], dp[1][3])};
                     #pragma unroll
-                    for (int dt = 0; dt < 8; dt++) {
-                        mmaRowsB(dv[dt], pa, Ot, dt * 8, qc * 16, g, t);
-                        mmaRowsB(dk[dt], dsa, Qt, dt * 8, qc * 16, g, t);
+                    for (int d2 = 0; d2 < 4; d2++) {
+                        u32 f[4];
+                        ldsm4t(f, at(os, 16 * qc, 16 * d2) + offA * 2);
+                        mma16816(dv[2 * d2], pa, f[0], f[1]);
+                        mma16816(dv[2 * d2 + 1], pa, f[2], f[3]);
+                        ldsm4t(f, at(qs, 16 * qc, 16 * d2) + offA * 2);
+                        mma16816(dk[2 * d2], dsa, f[0], f[1]);
+                        mma16816(dk[2 * d2 + 1], dsa, f[2], f[3]);
                     }
                 }
+                if (more) { if (threadIdx.x < TC_R) Ls[st ^ 1][threadIdx.x] = stat; else Ds[st ^ 1][threadIdx.x - TC_R] = stat; }
             }
+            #undef TC_LD_ROWSTAT
+            floatX* dbase = dinp + (size_t)b * T * C3 + h * TC_HS;
+            const bool al4 = (reinterpret_cast<size_t>(dbase) & 3) == 0;   // every offset below is even
             #pragma unroll
             for (int r = 0; r < 2; r++) {
-                if (key[r] < T) {
-                    floatX* d = dinp + (size_t)b * T * C3 + (size_t)key[r] * C3 + h * TC_HS;
+                int key = k0 + wr + g + 8 * r;
+                if (key < T) {
+                    floatX* d = dbase + (size_t)key * C3;
                     #pragma unroll
                     for (int dt = 0; dt < 8; dt++) {
                         int c = dt * 8 + 2 * t;
-                        d[C + c] = tox(dk[dt][2 * r]);
-                        d[C + c + 1] = tox(dk[dt][2 * r + 1]);
-                        d[2 * C + c] = tox(dv[dt][2 * r]);
-                        d[2 * C + c + 1] = tox(dv[dt][2 * r + 1]);
+                        store2(d + C + c, dk[dt][2 * r], dk[dt][2 * r + 1], al4);
+                        store2(d + 2 * C + c, dv[dt][2 * r], dv[dt][2 * r + 1], al4);
                     }
                 }
             }
@@ -341,80 +420,102 @@ extension CUDAKernelSource {
         }
 
         // dinp's q part (B,T,3C) =; same inputs. Grid (ceil(T/64), B·NH), block 128. Warp w: query rows
-        // q0+16w .. +15; walks key tiles up to the diagonal: S = Q·Kᵀ, dP = dO·Vᵀ, dQ += dS·K.
+        // q0+16w .. +15; walks key tiles up to the diagonal: S = Q·Kᵀ, dP = dO·Vᵀ, dQ += dS·K; on the diagonal
+        // it computes only key sub-blocks 0..w.
         extern "C" __global__ void attention_backward_dq_tc_kernel(floatX* dinp, const floatX* dout, const floatX* inp, const float* lse,
                                                                    const float* Dbuf, int B, int T, int C, int NH) {
         #ifdef ATT_TC
-            __shared__ __align__(16) __nv_bfloat16 Ks[TC_R][TC_LD];    // K rows (first: this block's Q rows)
-            __shared__ __align__(16) __nv_bfloat16 Kt[TC_HS][TC_LD];   // K transposed
-            __shared__ __align__(16) __nv_bfloat16 Vs[TC_R][TC_LD];    // V rows (first: this block's dO rows)
+            __shared__ __align__(128) Tile Ks[2];                      // K tiles (stage 1 first holds this block's Q)
+            __shared__ __align__(128) Tile Vs[2];                      // V tiles (stage 1 first holds this block's dO)
             int qb = gridDim.x - 1 - blockIdx.x;
             int bh = blockIdx.y, b = bh / NH, h = bh % NH, C3 = 3 * C;
             int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
             int q0 = qb * TC_R, wr = warp * 16;
             const __nv_bfloat16* base = inp + (size_t)b * T * C3 + h * TC_HS;
             const __nv_bfloat16* obase = dout + (size_t)b * T * C + h * TC_HS;
-            const float scale = 1.0f / sqrtf((float)TC_HS);
-            loadRows(Ks, base, C3, q0, T);
-            loadRows(Vs, obase, C, q0, T);
+            const bool vecI = aligned16(base, C3), vecO = aligned16(obase, C);
+            const float scale = 1.0f / sqrtf((float)TC_HS), sl2 = scale * TC_LOG2E;
+            const int offA = (lane & 15) * TC_LD + (lane >> 4) * 8;
+            const int offB = ((lane & 7) + (lane >> 4) * 8) * TC_LD + ((lane >> 3) & 1) * 8;
+            const u32 ks0 = smemAddr(&Ks[0][0][0]), vs0 = smemAddr(&Vs[0][0][0]);
+            loadTile(Ks[1], base, C3, q0, T, vecI);
+            loadTile(Vs[1], obase, C, q0, T, vecO);
+            loadTile(Ks[0], base + C, C3, 0, T, vecI);
+            loadTile(Vs[0], base + 2 * C, C3, 0, T, vecI);
+            cpCommit();
+            float Li[2], Di[2];                                        // lse·log2(e) and D of rows g, g+8
+            #pragma unroll
+            for (int r = 0; r < 2; r++) {
+                int row = q0 + wr + g + 8 * r;
+                Li[r] = row < T ? lse[(size_t)bh * T + row] * TC_LOG2E : 0.0f;
+                Di[r] = row < T ? Dbuf[(size_t)bh * T + row] : 0.0f;
+            }
+            cpWait();
             __syncthreads();
             u32 qa[4][4], da[4][4];
             #pragma unroll
-            for (int kk = 0; kk < 4; kk++) { loadA(qa[kk], Ks, wr, kk * 16, g, t); loadA(da[kk], Vs, wr, kk * 16, g, t); }
-            const int row[2] = {q0 + wr + g, q0 + wr + g + 8};
-            float Li[2], Di[2];
-            #pragma unroll
-            for (int r = 0; r < 2; r++) {
-                Li[r] = row[r] < T ? lse[(size_t)bh * T + row[r]] : 0.0f;
-                Di[r] = row[r] < T ? Dbuf[(size_t)bh * T + row[r]] : 0.0f;
+            for (int kk = 0; kk < 4; kk++) {
+                ldsm4(qa[kk], ks0 + TC_TILE_BYTES + (u32)((offA + wr * TC_LD + kk * 16) * 2));
+                ldsm4(da[kk], vs0 + TC_TILE_BYTES + (u32)((offA + wr * TC_LD + kk * 16) * 2));
             }
             float dq[8][4];
             #pragma unroll
             for (int dt = 0; dt < 8; dt++) { dq[dt][0] = dq[dt][1] = dq[dt][2] = dq[dt][3] = 0.0f; }
             for (int kt = 0; kt <= qb; kt++) {
-                int k0 = kt * TC_R;
-                __syncthreads();                                       // Q/dO fragments read, or previous tile consumed
-                loadRows(Ks, base + C, C3, k0, T);
-                loadRowsT(Kt, base + C, C3, k0, T);
-                loadRows(Vs, base + 2 * C, C3, k0, T);
-                __syncthreads();
+                cpWait();
+                __syncthreads();                                       // tile kt landed; tile kt-1 (and Q, dO) consumed
+                if (kt < qb) {
+                    int st = (kt + 1) & 1, k1 = (kt + 1) * TC_R;
+                    loadTile(Ks[st], base + C, C3, k1, T, vecI);
+                    loadTile(Vs[st], base + 2 * C, C3, k1, T, vecI);
+                    cpCommit();
+                }
+                const bool diag = kt == qb;                            // k0 == q0
+                const u32 ks = ks0 + (kt & 1) * TC_TILE_BYTES, vs = vs0 + (kt & 1) * TC_TILE_BYTES;
                 #pragma unroll
                 for (int kc = 0; kc < 4; kc++) {                       // 16 keys at a time
+                    if (diag && kc > warp) continue;                   // fully masked for this warp
                     float s[2][4], dp[2][4];
                     #pragma unroll
-                    for (int n = 0; n < 2; n++) {
-                        #pragma unroll
-                        for (int e = 0; e < 4; e++) { s[n][e] = 0.0f; dp[n][e] = 0.0f; }
-                        #pragma unroll
-                        for (int kk = 0; kk < 4; kk++) {
-                            mmaRowsB(s[n], qa[kk], Ks, kc * 16 + n * 8, kk * 16, g, t);
-                            mmaRowsB(dp[n], da[kk], Vs, kc * 16 + n * 8, kk * 16, g, t);
-                        }
+                    for (int e = 0; e < 4; e++) { s[0][e] = s[1][e] = dp[0][e] = dp[1][e] = 0.0f; }
+                    #pragma unroll
+                    for (int kk = 0; kk < 4; kk++) {
+                        u32 f[4];
+                        ldsm4(f, at(ks, 16 * kc, 16 * kk) + offB * 2);
+                        mma16816(s[0], qa[kk], f[0], f[1]);
+                        mma16816(s[1], qa[kk], f[2], f[3]);
+                        ldsm4(f, at(vs, 16 * kc, 16 * kk) + offB * 2);
+                        mma16816(dp[0], da[kk], f[0], f[1]);
+                        mma16816(dp[1], da[kk], f[2], f[3]);
                     }
                     #pragma unroll
                     for (int n = 0; n < 2; n++) {
                         #pragma unroll
                         for (int e = 0; e < 4; e++) {
-                            int j = k0 + kc * 16 + n * 8 + 2 * t + (e & 1), i = row[e >> 1];
-                            float p = (j <= i && j < T) ? expf(s[n][e] * scale - Li[e >> 1]) : 0.0f;
+                            float p = exp2f(s[n][e] * sl2 - Li[e >> 1]);
+                            if (diag && kc * 16 + n * 8 + 2 * t + (e & 1) > wr + g + 8 * (e >> 1)) p = 0.0f;   // causal mask
                             dp[n][e] = p * (dp[n][e] - Di[e >> 1]) * scale;   // dS
                         }
                     }
-                    u32 dsa[4];
-                    accToA(dsa, dp[0], dp[1]);
+                    u32 dsa[4] = {pack2(dp[0][0], dp[0][1]), pack2(dp[0][2], dp[0][3]), pack2(dp[1][0], dp[1][1]), pack2(dp[1][2], dp[1][3])};
                     #pragma unroll
-                    for (int dt = 0; dt < 8; dt++) mmaRowsB(dq[dt], dsa, Kt, dt * 8, kc * 16, g, t);
+                    for (int d2 = 0; d2 < 4; d2++) {
+                        u32 f[4];
+                        ldsm4t(f, at(ks, 16 * kc, 16 * d2) + offA * 2);
+                        mma16816(dq[2 * d2], dsa, f[0], f[1]);
+                        mma16816(dq[2 * d2 + 1], dsa, f[2], f[3]);
+                    }
                 }
             }
+            floatX* dbase = dinp + (size_t)b * T * C3 + h * TC_HS;
+            const bool al4 = (reinterpret_cast<size_t>(dbase) & 3) == 0;   // every offset below is even
             #pragma unroll
             for (int r = 0; r < 2; r++) {
-                if (row[r] < T) {
-                    floatX* d = dinp + (size_t)b * T * C3 + (size_t)row[r] * C3 + h * TC_HS;
+                int row = q0 + wr + g + 8 * r;
+                if (row < T) {
+                    floatX* d = dbase + (size_t)row * C3;
                     #pragma unroll
-                    for (int dt = 0; dt < 8; dt++) {
-                        d[dt * 8 + 2 * t] = tox(dq[dt][2 * r]);
-                        d[dt * 8 + 2 * t + 1] = tox(dq[dt][2 * r + 1]);
-                    }
+                    for (int dt = 0; dt < 8; dt++) store2(d + dt * 8 + 2 * t, dq[dt][2 * r], dq[dt][2 * r + 1], al4);
                 }
             }
         #else
