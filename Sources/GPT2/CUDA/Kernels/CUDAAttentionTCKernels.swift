@@ -378,7 +378,8 @@ extension CUDAKernelSource {
                         for (int e = 0; e < 4; e++) {
                             int ii = qc * 16 + n * 8 + 2 * t + (e & 1);    // local query; local key wr + g + 8(e/2)
                             float p = exp2f(s[n][e] * sl2 - Ls[st][ii]);
-                            if (mask && (ii < wr + g + 8 * (e >> 1) || q0 + ii >= T)) p = 0.0f;
+                            // causal only on the diagonal tile (elsewhere every query follows every key)
+                            if (mask && ((diag && ii < wr + g + 8 * (e >> 1)) || q0 + ii >= T)) p = 0.0f;
                             s[n][e] = p;
                             dp[n][e] = p * (dp[n][e] - Ds[st][ii]) * scale;   // dSᵀ
                         }
