@@ -121,10 +121,11 @@ final class CUDAHostTests: XCTestCase {
         }
         XCTAssertEqual(CUDALaunchConfig.layerNormBackward(rows: 5, C: 768, multiprocessors: 132).grid.x, 5)
         XCTAssertEqual(CUDALaunchConfig.layerNormBackward(rows: 65536, C: 768, multiprocessors: 132).grid.x, 1056)
-        let bb = CUDALaunchConfig.biasBackward(rows: 8192, OC: 768, multiprocessors: 132)
-        XCTAssertEqual(bb.grid.x, 24); XCTAssertEqual(bb.block, .init(32, 8))
-        XCTAssertEqual(bb.grid.y, 44)   // ceil(132*8 / 24) chunks
-        XCTAssertEqual(CUDALaunchConfig.biasBackward(rows: 3, OC: 50, multiprocessors: 1).grid, .init(2, 1))
+        let bb = CUDALaunchConfig.biasBackward(rows: 8192, OC: 768, elementSize: 2, multiprocessors: 132)
+        XCTAssertEqual(bb.grid.x, 3); XCTAssertEqual(bb.block, .init(32, 16))   // 256 bf16 columns per block
+        XCTAssertEqual(bb.grid.y, 88)   // ceil(132*2 / 3) chunks
+        XCTAssertEqual(CUDALaunchConfig.biasBackward(rows: 65536, OC: 3072, elementSize: 2, multiprocessors: 132).grid, .init(12, 22))
+        XCTAssertEqual(CUDALaunchConfig.biasBackward(rows: 3, OC: 50, elementSize: 4, multiprocessors: 1).grid, .init(1, 1))
         let att = CUDALaunchConfig.attentionQueryTiles(B: 4, T: 1024, NH: 12)
         XCTAssertEqual(att.grid, .init(32, 48)); XCTAssertEqual(att.block, .init(128))
         XCTAssertEqual(CUDALaunchConfig.attentionKeyTiles(B: 2, T: 33, NH: 4).grid, .init(2, 8))

@@ -95,7 +95,7 @@ public final class CUDABackend: @unchecked Sendable {
         dqkv = try c.allocateX(BT * 3 * C); dlnf32 = try c.allocateF(BT * C)
         attD = try c.allocateF(B * NH * T)
         lnScratch = try c.allocateF(c.layerNormScratchCount(B: B, T: T, C: C))
-        biasScratch = try c.allocateF(c.biasScratchCount(B: B, T: T, OC: 4 * C))
+        biasScratch = try c.allocateF([C, 3 * C, 4 * C].map { c.biasScratchCount(B: B, T: T, OC: $0) }.max()!)
         normScratch = try c.allocateF(CUDALaunchConfig.gradNormBlocks + 1)
         try c.zero(grads.pointer, bytes: total * 4)
         try c.zero(adamM.pointer, bytes: total * 4)

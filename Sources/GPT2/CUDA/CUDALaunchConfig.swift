@@ -78,13 +78,15 @@ public enum CUDALaunchConfig {
         Launch(grid: Dim3(max(1, ceilDiv(N, 8))), block: Dim3(256))
     }
 
-    /// bias_backward_partial_kernel: block (32, 8) over 32 columns; grid.y row chunks, enough
-    /// blocks in all to fill the device. Its scratch is grid.y × OC floats.
-    public static func biasBackward(rows N: Int, OC: Int, multiprocessors: Int) -> Launch {
-        let columnBlocks = ceilDiv(OC, 32)
-        let wanted = ceilDiv(max(1, multiprocessors) * 8, columnBlocks)
+    /// bias_backward_partial_kernel: block (32, 16), each thread over 16 bytes of columns
+    /// (`16 / elementSize` of them), so a block covers 32 · that many columns; grid.y row chunks,
+    /// about 2 blocks per SM in all (the chunks' partial rows are then added by column_sum_kernel,
+    /// so fewer, longer chunks keep that cheap). Its scratch is grid.y × OC floats.
+    public static func biasBackward(rows N: Int, OC: Int, elementSize: Int, multiprocessors: Int) -> Launch {
+        let columnBlocks = ceilDiv(OC, 32 * (16 / elementSize))
+        let wanted = ceilDiv(max(1, multiprocessors) * 2, columnBlocks)
         let chunks = max(1, min(min(ceilDiv(N, 64), wanted), 1024))
-        return Launch(grid: Dim3(columnBlocks, chunks), block: Dim3(32, 8))
+        return Launch(grid: Dim3(columnBlocks, chunks), block: Dim3(32, 16))
     }
 
     /// column_sum_kernel over `cols` columns.

@@ -139,12 +139,12 @@ extension CUDAContext {
 
     /// fp32 floats of scratch `biasBackward` needs.
     public func biasScratchCount(B: Int, T: Int, OC: Int) -> Int {
-        Int(CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, multiprocessors: sms).grid.y) * OC
+        Int(CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, elementSize: precision.elementSize, multiprocessors: sms).grid.y) * OC
     }
 
     /// dbias (OC) += Σ_rows dout (B,T,OC), deterministic.
     public func biasBackward(dbias: CUdeviceptr, dout: CUdeviceptr, B: Int, T: Int, OC: Int, scratch: CUdeviceptr) throws {
-        let l = CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, multiprocessors: sms)
+        let l = CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, elementSize: precision.elementSize, multiprocessors: sms)
         try launch("bias_backward_partial_kernel", l, [.pointer(scratch), .pointer(dout), .int(B * T), .int(OC)])
         try launch("column_sum_kernel", CUDALaunchConfig.columnSum(cols: OC),
                    [.pointer(dbias), .pointer(scratch), .int(Int(l.grid.y)), .int(OC), .int(OC)])

@@ -19,23 +19,43 @@ extension CUDAKernelSource {
         }
 
         // partial (gridDim.y, OC) = column sums of dout (N,OC) over row chunk blockIdx.y.
-        // Block (32, 8): threadIdx.x walks 32 adjacent columns (coalesced), threadIdx.y splits the
-        // chunk's rows 8 ways; the 8 partial sums are added in fixed order in shared memory.
+        // Block (32, 16): threadIdx.x owns XPACK adjacent columns (one 16-byte load per row when OC
+        // is a whole number of packs and dout is aligned, else XPACK scalar loads), so a warp reads
+        // 512 contiguous bytes of a row; threadIdx.y splits the chunk's rows 16 ways, and the 16
+        // partial sums are added in fixed order in shared memory.
+        #define BB_ROWS 16
         extern "C" __global__ void bias_backward_partial_kernel(float* partial, const floatX* dout, int N, int OC) {
-            __shared__ float sums[8][33];
-            int c = blockIdx.x * 32 + threadIdx.x;
+            __shared__ float sums[BB_ROWS][32 * XPACK + 1];
+            int c0 = (blockIdx.x * 32 + threadIdx.x) * XPACK;
             int rowsPerChunk = (N + gridDim.y - 1) / gridDim.y;
             int r0 = blockIdx.y * rowsPerChunk, r1 = min(N, r0 + rowsPerChunk);
-            float s = 0.0f;
-            if (c < OC) {
-                for (int r = r0 + threadIdx.y; r < r1; r += 8) s += tof(dout[(size_t)r * OC + c]);
+            float s[XPACK];
+            #pragma unroll
+            for (int k = 0; k < XPACK; k++) s[k] = 0.0f;
+            if (OC % XPACK == 0 && aligned16(dout)) {
+                if (c0 < OC) {
+                    #pragma unroll 4
+                    for (int r = r0 + threadIdx.y; r < r1; r += BB_ROWS) {
+                        PackX v = *(const PackX*)(dout + (size_t)r * OC + c0);
+                        #pragma unroll
+                        for (int k = 0; k < XPACK; k++) s[k] += tof(v.v[k]);
+                    }
+                }
+            } else {
+                for (int r = r0 + threadIdx.y; r < r1; r += BB_ROWS) {
+                    #pragma unroll
+                    for (int k = 0; k < XPACK; k++) if (c0 + k < OC) s[k] += tof(dout[(size_t)r * OC + c0 + k]);
+                }
             }
-            sums[threadIdx.y][threadIdx.x] = s;
+            #pragma unroll
+            for (int k = 0; k < XPACK; k++) sums[threadIdx.y][threadIdx.x * XPACK + k] = s[k];
             __syncthreads();
-            if (threadIdx.y == 0 && c < OC) {
+            int tid = threadIdx.y * 32 + threadIdx.x, cb = blockIdx.x * 32 * XPACK;
+            for (int i = tid; i < 32 * XPACK; i += 32 * BB_ROWS) {
+                if (cb + i >= OC) continue;
                 float t = 0.0f;
-                for (int k = 0; k < 8; k++) t += sums[k][threadIdx.x];
-                partial[(size_t)blockIdx.y * OC + c] = t;
+                for (int k = 0; k < BB_ROWS; k++) t += sums[k][i];
+                partial[(size_t)blockIdx.y * OC + cb + i] = t;
             }
         }
         """#)
