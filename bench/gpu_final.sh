@@ -12,7 +12,7 @@ ok=1
 { python3 "$here/attention_tc_extract.py" "$here/.." /tmp/att && timeout 90 python3 "$here/attention_tc_check.py" /tmp/att; } >"$LOGS/attcheck.log" 2>&1 || ok=0
 tail -22 "$LOGS/attcheck.log"
 if [ $ok = 1 ]; then
-    GPT=$GPT LOGS=$LOGS TAILN=12 "$here/gpu_check.sh" info selftest bench
+    GPT=$GPT LOGS=$LOGS TAILN=12 "$here/gpu_check.sh" info selftest bench train
     grep -q "out of tolerance\|error" "$LOGS/selftest.log" && ok=0
     grep -E "FAIL|attention_tc|selftest:" "$LOGS/selftest.log" | head -30
 fi
