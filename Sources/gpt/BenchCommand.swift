@@ -59,7 +59,7 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Timed steps (after one warm-up step).")
     var steps: Int = 5
 
-    @Option(help: "Device: cpu, cuda, or auto (the CPU unless GPT2_CUDA_AUTO=1).")
+    @Option(help: "Device: cpu, cuda, or auto (CUDA when usable, else the CPU).")
     var device: ComputeDevice = .cpu
 
     @Option(help: "CUDA precision: bf16 or fp32.")

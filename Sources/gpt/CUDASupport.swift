@@ -3,8 +3,8 @@ import Foundation
 import GPT2
 
 /// Whether a command asked to run on CUDA: `cuda` must be usable (else `CUDAUnavailable`, whose
-/// description is `gpt info`'s report, ends the command with a non-zero exit); `auto` stays on
-/// the CPU unless GPT2_CUDA_AUTO=1 (the CUDA engine is unverified) and CUDA is usable.
+/// description is `gpt info`'s report, ends the command with a non-zero exit); `auto` takes CUDA
+/// when it is usable and the CPU otherwise (GPT2_CUDA_AUTO=0 keeps it on the CPU).
 /// - Returns: the report when CUDA is to be used, nil for the CPU.
 func wantsCUDA(_ device: ComputeDevice, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> CUDAReport? {
     switch device {
@@ -13,7 +13,7 @@ func wantsCUDA(_ device: ComputeDevice, environment: [String: String] = ProcessI
         guard case .cuda(let r) = try device.resolve() else { return nil }
         return r
     case .auto:
-        guard environment["GPT2_CUDA_AUTO"] == "1" else { return nil }
+        guard environment["GPT2_CUDA_AUTO"] != "0" else { return nil }
         if case .cuda(let r) = try device.resolve() { return r }
         return nil
     }

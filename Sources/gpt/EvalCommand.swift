@@ -20,7 +20,7 @@ struct EvalLoss: ParsableCommand {
     @Option(help: "UTF-8 text file.")
     var text: String
 
-    @Option(help: "Device: cpu, cuda, or auto (the CPU unless GPT2_CUDA_AUTO=1).")
+    @Option(help: "Device: cpu, cuda, or auto (CUDA when usable, else the CPU).")
     var device: ComputeDevice = .cpu
 
     @Option(help: "CUDA precision: bf16 or fp32.")

@@ -28,7 +28,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 42
 
-    @Option(help: "Device: cpu, cuda (no KV cache: each token re-runs the batch; the LM head on the host), or auto (the CPU unless GPT2_CUDA_AUTO=1).")
+    @Option(help: "Device: cpu, cuda (no KV cache: each token re-runs the batch; the LM head on the host), or auto (CUDA when usable, else the CPU).")
     var device: ComputeDevice = .cpu
 
     @Option(help: "CUDA precision: bf16 or fp32.")

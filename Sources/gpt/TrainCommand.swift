@@ -78,7 +78,7 @@ struct Train: ParsableCommand {
     var seed: UInt64 = 1337
     @Flag(help: "Permute shards and documents every epoch (avoids build-nanogpt's periodic loss).")
     var shuffle = false
-    @Option(help: "Device: auto (the CPU unless GPT2_CUDA_AUTO=1: CUDA training is unverified), cpu, or cuda (see 'gpt info'; one GPU per rank, LOCAL_RANK picks it).")
+    @Option(help: "Device: auto (CUDA when `gpt info` finds a usable GPU, else the CPU; GPT2_CUDA_AUTO=0 keeps the CPU), cpu, or cuda (see 'gpt info'; one GPU per rank, LOCAL_RANK picks it).")
     var device: ComputeDevice = .auto
     @Option(help: "CUDA precision: bf16 (llm.c's mixed precision: bf16 activations, fp32 master weights) or fp32 (no TF32; parity).")
     var precision: CUDAPrecision = .bf16
