@@ -1,19 +1,20 @@
 // Launchers of the tensor-core attention kernels (Kernels/CUDAAttentionTCKernels.swift): the same
 // arguments and results as attentionForward / attentionBackward in CUDAOps.swift, for bf16 training
-// on sm_80+ with head size 64 (attentionTCAvailable says when). The backward reuses the SIMT unit's
-// attention_backward_preprocess_kernel for D = rowsum(dout ∘ out).
+// on sm_80+ with head size 64 (attentionTCAvailable says when). The backward runs dQ first, which also
+// writes D = rowsum(dout ∘ out) into the scratch, then dK/dV, which reads it (no preprocess pass).
 // The first version (2-byte transposed shared stores, no pipelining) was checked on an H200 (sm_90):
 // CUDASelftest.runAttentionTC through these launchers (errors <= 4.7e-3 against the CPU and the SIMT
 // kernels) and bench/attention_tc_check.py against fp64 PyTorch. The second (ldmatrix, cp.async
-// double buffering, diagonal sub-block skipping; same grids, blocks and contract) awaits that check.
+// double buffering, diagonal sub-block skipping) passed it on an H100 (bench/logs/2026-11-26-h100-run4).
+// The third (128-query blocks of 8 warps for forward and dQ, D folded into dQ) awaits that check.
 // Legend: B batch, T time, C channels, NH heads, HS = C/NH.
 
 extension CUDALaunchConfig {
-    /// attention_forward_tc_kernel and attention_backward_dq_tc_kernel: a block of 4 warps per
-    /// (64-query tile, b·h); the kernels walk the tiles in reverse (longest first).
+    /// attention_forward_tc_kernel and attention_backward_dq_tc_kernel: a block of 8 warps per
+    /// (128-query tile, b·h); the kernels walk the tiles in reverse (longest first).
     public static func attentionTCQueryTiles(B: Int, T: Int, NH: Int) -> Launch {
         let t = CUDAKernelSource.AttentionTCTiling.self
-        return Launch(grid: Dim3(max(1, ceilDiv(T, t.rows)), B * NH), block: Dim3(t.threads))
+        return Launch(grid: Dim3(max(1, ceilDiv(T, t.queryRows)), B * NH), block: Dim3(t.queryThreads))
     }
 
     /// attention_backward_dkdv_tc_kernel: a block of 4 warps per (64-key tile, b·h).
@@ -44,15 +45,17 @@ extension CUDAContext {
     }
 
     /// dinp (B,T,3C) =; dout (B,T,C); inp (B,T,3C); out (B,T,C) and lse (B,NH,T) from forward;
-    /// scratch: B·NH·T floats (D = rowsum(dout ∘ out)). Same contract as attentionBackward.
+    /// scratch: B·NH·T floats (D = rowsum(dout ∘ out), written by the dQ kernel, read by dK/dV).
+    /// Same contract as attentionBackward.
     public func attentionBackwardTC(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, out: CUdeviceptr, lse: CUdeviceptr,
                                     B: Int, T: Int, C: Int, NH: Int, scratch: CUdeviceptr) throws {
         precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
         precondition(attentionTCAvailable, "tensor-core attention needs bf16, head size 64 and sm_80+ (\(precision), \(headSize), sm_\(device.arch))")
         let dims: [CUDAKernelArg] = [.int(B), .int(T), .int(C), .int(NH)]
-        try attentionBackwardPreprocess(D: scratch, dout: dout, out: out, B: B, T: T, C: C, NH: NH)
-        let args: [CUDAKernelArg] = [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(scratch)] + dims
-        try launch("attention_backward_dkdv_tc_kernel", CUDALaunchConfig.attentionTCKeyTiles(B: B, T: T, NH: NH), args)
-        try launch("attention_backward_dq_tc_kernel", CUDALaunchConfig.attentionTCQueryTiles(B: B, T: T, NH: NH), args)
+        // dQ first: it writes D for every row (each row once), which dK/dV (same stream, so after it) reads
+        try launch("attention_backward_dq_tc_kernel", CUDALaunchConfig.attentionTCQueryTiles(B: B, T: T, NH: NH),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(out), .pointer(lse), .pointer(scratch)] + dims)
+        try launch("attention_backward_dkdv_tc_kernel", CUDALaunchConfig.attentionTCKeyTiles(B: B, T: T, NH: NH),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(scratch)] + dims)
     }
 }

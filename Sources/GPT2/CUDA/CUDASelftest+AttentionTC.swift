@@ -2,7 +2,7 @@
 // check: forward and backward on random bf16 inputs against the CPU Attention kernel fed the same
 // bf16-rounded inputs (and the GPU's own out, as runKernels does for the SIMT kernels), and against
 // the SIMT GPU kernels on the same inputs. Sizes: (B=2, T=96, NH=4) as runKernels, and
-// (B=1, T=200, NH=2), whose last 64-row tile holds only 8 rows. Runs only where the path is real
+// (B=1, T=200, NH=2), whose last 64-key tile holds only 8 rows (and last 128-query block 72). Runs only where the path is real
 // (bf16, head size 64, sm_80+). Error metric: max |gpu − ref| / max |ref| over the tensor.
 // Legend: B batch, T time, C channels, NH heads; dqkv = dinp (B,T,3C) split into its q, k, v parts.
 import Foundation
