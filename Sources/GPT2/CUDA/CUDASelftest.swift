@@ -3,7 +3,7 @@
 // forward/backward/AdamW steps of a small model against the GPT2 class. In bf16 mode the CPU
 // reference is fed the bf16-rounded inputs the GPU actually saw, so the error measures the
 // kernel, not the input rounding. Error metric: max |gpu − cpu| / max |cpu| over the tensor.
-// UNVERIFIED on hardware (written without a GPU): the tolerances for bf16 are estimates.
+// Tolerances and the errors seen on an H100 are tabled in docs/GPU.md.
 import Foundation
 
 /// One compared tensor.
