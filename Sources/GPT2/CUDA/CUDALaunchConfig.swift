@@ -143,27 +143,22 @@ public struct EncoderBuckets: Equatable, Sendable {
         // it runs on the host every step (65,536 ids at B=64, T=1024)
         let n = inputs.count
         let maxToken = Int(inputs.max() ?? 0)
-        var counts = [Int32](repeating: 0, count: maxToken + 2)
-        for t in inputs { counts[Int(t) + 1] += 1 }
+        var next = [Int32](repeating: 0, count: maxToken + 1)   // count, then the next free slot, per token
+        for t in inputs { next[Int(t)] += 1 }
         var starts: [Int32] = [], tokens: [Int32] = []
-        for v in 0...maxToken where counts[v + 1] > 0 {
-            tokens.append(Int32(v))
-            starts.append(counts[v])   // running offset, filled in below
-        }
-        // prefix sums: counts[v] = first slot of token v
         var running: Int32 = 0
         for v in 0...maxToken {
-            let c = counts[v + 1]
-            counts[v] = running
+            let c = next[v]
+            next[v] = running
+            if c > 0 { tokens.append(Int32(v)); starts.append(running) }
             running += c
         }
-        for (k, tok) in tokens.enumerated() { starts[k] = counts[Int(tok)] }
         starts.append(Int32(n))
         var positions = [Int32](repeating: 0, count: n)
         for i in 0..<n {
             let t = Int(inputs[i])
-            positions[Int(counts[t])] = Int32(i)
-            counts[t] += 1
+            positions[Int(next[t])] = Int32(i)
+            next[t] += 1
         }
         self.starts = starts
         self.tokens = tokens
