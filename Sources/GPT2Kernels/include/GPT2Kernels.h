@@ -85,3 +85,7 @@ int gpt2k_cpu_level(void);
 /// nccl.h's `typedef struct { char internal[128]; } ncclUniqueId;`, declared in C so Swift can pass
 /// it by value to ncclCommInitRank through a @convention(c) function type (no NCCL is linked).
 typedef struct { char internal[128]; } gpt2_nccl_unique_id;
+
+// MARK: - CRC-32C (Castagnoli)
+/// Continues a CRC-32C: pass 0 to start; gpt2k_crc32c_update(0, "123456789", 9) == 0xE3069283.
+uint32_t gpt2k_crc32c_update(uint32_t crc, const void *data, size_t n);
