@@ -244,7 +244,7 @@ struct Train: ParsableCommand {
             }
             if let every = hellaswagEvery, step % every == 0 || last {
                 try syncHost(optimizer: false)   // on CUDA: scored on the CPU copy (no GPU HellaSwag yet)
-                let r = try evaluateHellaSwag(model: gpt, examples: hellaswag, rank: rank, worldSize: world).summed(over: group.reducer)
+                let r = try evaluateHellaSwag(engine: gpt, examples: hellaswag, rank: rank, worldSize: world).summed(over: group.reducer)
                 say(String(format: "HellaSwag accuracy: %d/%d=%.4f (acc %.4f)", r.correctNorm, r.total, r.accNorm, r.acc))
                 try log?.record(step: step, kind: "hella", value: r.accNorm,
                                 fields: ["acc": r.acc, "total": Double(r.total), "correct": Double(r.correct), "correct_norm": Double(r.correctNorm)])
@@ -378,8 +378,7 @@ struct Train: ParsableCommand {
         let total = min(gpt.config.maxSeqLen, ids.count + 32)
         guard ids.count < total else { return }
         // Its own RNG (fixed seed, like build-nanogpt's sample_rng): sampling never changes training.
-        let samples = Generator(model: gpt, samples: 4, maxLength: total)
-            .generate(prompt: ids, maxNewTokens: total - ids.count, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
+        let samples = (try? Generator(engine: gpt, samples: 4).generate(prompt: ids, maxNewTokens: total - ids.count, sampler: Sampler(topK: 50, temperature: 1), seed: 42)) ?? []
         for (i, s) in samples.enumerated() {
             print("sample \(i): \((try? tok.decode(ids + s)) ?? "")")
         }

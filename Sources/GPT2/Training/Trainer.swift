@@ -153,7 +153,8 @@ public final class Trainer {
         var x: [Int32] = [], y: [Int32] = []
         for i in 0..<steps {
             try val.next(inputs: &x, targets: &y)
-            sum += Double(try engine.forward(inputs: x, targets: y, B: val.B, T: val.T))
+            let losses = try engine.tokenLosses(inputs: x, targets: y, B: val.B, T: val.T)
+            sum += losses.reduce(0.0) { $0 + Double($1) } / Double(losses.count)
             progress?(i + 1, steps)
         }
         var loss = Float(sum / Double(steps))
