@@ -63,15 +63,15 @@ struct EvalHellaSwag: ParsableCommand {
             let mine = (examples.count - group.rank + group.worldSize - 1) / group.worldSize
             let t0 = Date()
             let showProgress = !quiet && group.isMain
+            let progress = ProgressLine()
             let engine = try makeInferenceEngine(gpt, deviceOptions)
             let local = try evaluateHellaSwag(engine: engine, examples: examples, rank: group.rank, worldSize: group.worldSize,
                                           maxTokensPerForward: tokensPerForward) { r in
                 guard showProgress else { return }
                 let rate = Double(r.total) / max(Date().timeIntervalSince(t0), 1e-9)
-                FileHandle.standardError.write(Data(String(format: "\rhellaswag %d/%d | acc_norm %.4f | %.1f examples/s ",
-                                                           r.total, mine, r.accNorm, rate).utf8))
+                progress.update(String(format: "hellaswag %d/%d | acc_norm %.4f | %.1f examples/s", r.total, mine, r.accNorm, rate))
             }
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            progress.finish()
             let r = try local.summed(over: group.reducer)
             group.say("examples \(r.total)")
             group.say(String(format: "acc %.4f (%d/%d)", r.acc, r.correct, r.total))
