@@ -27,7 +27,9 @@ struct Train: ParsableCommand {
         checkpoint) with everything from its run.json: data, schedule, cadence, prompt, HellaSwag \
         settings. Options given again override them (with a note); batch shape, seed and \
         shuffling cannot change. Logs are trimmed to the checkpoint's step, so each step appears \
-        once; on the CPU the continuation is bit-identical.
+        once; on the CPU the continuation is bit-identical. --auto-resume --out RUN resumes when RUN \
+        holds a checkpoint and starts the run otherwise (the same command for every requeue of a \
+        cluster job; --model/--init only apply to the start).
 
         Loss-spike guard (llm.c -sl/-sg): an update is skipped when the loss z-score over the last \
         128 steps exceeds --skip-loss-z (default 6), or the gradient-norm z-score exceeds \
@@ -95,6 +97,8 @@ struct Train: ParsableCommand {
     var out: String?
     @Flag(help: "Continue the run in --out from its newest checkpoint, with its saved options.")
     var resume = false
+    @Flag(help: "Resume the run in --out when it holds a checkpoint, else start it (for requeued cluster jobs, llm.c -y 1).")
+    var autoResume = false
     @Option(parsing: .unconditional, help: "Random seed (initialisation, shuffling).")
     var seed: UInt64?
     @Flag(help: "Permute shards and documents every epoch (avoids build-nanogpt's periodic loss).")
@@ -159,6 +163,7 @@ struct Train: ParsableCommand {
         if !resume && (hellaswagEvery == nil) != (hellaswagData == nil) {
             throw ValidationError("--hellaswag-every and --hellaswag-data go together")
         }
+        if autoResume && (resume || out == nil) { throw ValidationError("--auto-resume needs --out RUN_DIR (and replaces --resume)") }
         if resume && (model != nil || `init` != nil) {
             throw ValidationError("--resume continues the run's own model; drop --model/--init")
         }

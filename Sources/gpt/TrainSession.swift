@@ -31,9 +31,10 @@ struct TrainSession {
 
     func run() throws {
         let directory = try openRunDirectory()
+        let resuming = command.resume || (command.autoResume && directory.exists && !directory.checkpoints().isEmpty)
         var created = false
         do {
-            try runLocked(directory, created: &created)
+            try runLocked(directory, resuming: resuming, created: &created)
         } catch {
             // A run that failed before writing anything leaves no directory behind.
             if created && group.isMain { removeIfEmpty(directory) }
@@ -41,13 +42,13 @@ struct TrainSession {
         }
     }
 
-    private func runLocked(_ directory: RunDirectory, created: inout Bool) throws {
+    private func runLocked(_ directory: RunDirectory, resuming: Bool, created: inout Bool) throws {
         if group.isMain {
-            created = command.resume ? false : try directory.create()
+            created = resuming ? false : try directory.create()
             try directory.lock()
             let stale = directory.removeStaleTemporaries()
             if !stale.isEmpty { say("removed \(stale.count) temporary file(s) of an earlier writer that died: \(stale.joined(separator: ", "))") }
-            if !command.resume, let existing = directory.checkpoints().last {
+            if !resuming, let existing = directory.checkpoints().last {
                 throw CLIError("'\(directory.path)' already holds checkpoints (\(existing)); pass --resume to continue or choose another --out")
             }
         }
@@ -58,9 +59,10 @@ struct TrainSession {
         let gpt: GPT2
         var resumePoint: ResumePoint?
         var notes: [String] = []
-        if command.resume {
+        if resuming {
             let point = try ResumePoint.newest(in: directory)
             resumePoint = point
+            if command.`init` != nil { notes.append("--init applies to a new run only; resuming \(point.checkpoint)") }
             if let requested = try command.requestedConfig(), requested != point.model.config {
                 throw CLIError("'\(point.checkpoint)' holds a model of another shape (\(describe(point.model.config))) than requested (\(describe(requested)))")
             }

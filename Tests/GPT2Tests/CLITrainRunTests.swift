@@ -110,6 +110,20 @@ final class CLITrainRunTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: cwd + "/runs/b/checkpoint_000003.safetensors"))
     }
 
+    /// The same command for every requeue of a cluster job: starts, then resumes.
+    func testAutoResumeStartsThenResumes() throws {
+        let data = try Self.shards()
+        let run = try TestPaths.temporaryDirectory().appendingPathComponent("run").path
+        let args = ["train", "--data", data, "--out", run, "--auto-resume", "--val-every", "1000"] + Self.tiny
+        let first = try runGPT(args + ["--max-steps", "2"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertFalse(first.text.contains("resuming"), first.text)
+        let second = try runGPT(args + ["--max-steps", "4"])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.text.contains("resuming from \(run)/checkpoint_000002.safetensors at step 2"), second.text)
+        XCTAssertEqual(try Self.logSteps(run, kind: "train"), [0, 1, 2, 3])
+    }
+
     func testOneWriterPerRunDirectory() throws {
         let data = try Self.shards()
         let run = try TestPaths.temporaryDirectory().appendingPathComponent("run").path
