@@ -18,12 +18,14 @@ extension CUDABackend: InferenceEngine {
             for r in 0..<n {
                 for t in 0..<cols {
                     gridIn[r * T + t] = inputs[(r0 + r) * cols + t]
-                    gridTg[r * T + t] = targets[(r0 + r) * cols + t]
+                    gridTg[r * T + t] = max(0, targets[(r0 + r) * cols + t])   // unscored: any valid id, loss dropped below
                 }
             }
             try forward(inputs: gridIn, targets: gridTg)
             let losses = try downloadLosses()
-            for r in 0..<n { for t in 0..<cols { out[(r0 + r) * cols + t] = losses[r * T + t] } }
+            for r in 0..<n {
+                for t in 0..<cols where targets[(r0 + r) * cols + t] >= 0 { out[(r0 + r) * cols + t] = losses[r * T + t] }
+            }
         }
         return out
     }

@@ -353,12 +353,12 @@ public func evaluateHellaSwag(engine: any InferenceEngine, examples: [HellaSwagE
         }
         let B = rows.count
         inputs = [Int32](repeating: 0, count: B * T)     // padding: token 0, never scored
-        targets = [Int32](repeating: 0, count: B * T)
+        targets = [Int32](repeating: -1, count: B * T)   // -1: not scored (context and padding)
         for (b, r) in rows.enumerated() {
             let row = Array(r.tokens)
             for t in 0..<row.count - 1 {
                 inputs[b * T + t] = row[t]
-                targets[b * T + t] = row[t + 1]
+                if t >= r.scoreFrom - 1 { targets[b * T + t] = row[t + 1] }
             }
         }
         let losses = try engine.tokenLosses(inputs: inputs, targets: targets, B: B, T: T)

@@ -36,6 +36,7 @@ public final class CPUDecoder: TokenDecoder {
         values.deallocate()
         for p in scratch { p.deallocate() }
         headBF16?.deallocate()
+        prefillBuffer?.deallocate()
     }
 
     /// Buffers for `rows` = S·n positions: x, h, qkv, att, fc (4C), mean, rstd, logits, x2, exact logits.
@@ -67,55 +68,25 @@ public final class CPUDecoder: TokenDecoder {
             precondition(tok >= 0 && tok < c.vocabSize, "CPUDecoder: token \(tok) outside the vocabulary")
             for i in 0..<C { x[r * C + i] = wte[tok * C + i] + wpe[t * C + i] }
         }
-        let scale = 1 / Float(hs).squareRoot()
+        // The block writes its output over its input (read only before the MLP); norms share h.
+        let io = TransformerBlock.Buffers(ln1: h, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv, atty: att, residual2: x2, ln2: h,
+                                          ln2Mean: mean, ln2Rstd: rstd, fch: fc, fchGelu: fc, output: x)
         for l in 0..<L {
-            LayerNorm.forward(out: h, mean: mean, rstd: rstd, inp: x, weight: p.pointer(.ln1w, layer: l),
-                              bias: p.pointer(.ln1b, layer: l), B: 1, T: rows, C: C)
-            linear(out: qkv, inp: h, weight: p.pointer(.qkvw, layer: l), bias: p.pointer(.qkvb, layer: l),
-                           rows: rows, C: C, OC: 3 * C)
             let kc = keys + l * S * maxLength * C, vc = values + l * S * maxLength * C
-            for r in 0..<rows {
-                let s = r / n, t = pos0 + r % n
-                (kc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + C, count: C)
-                (vc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + 2 * C, count: C)
-            }
-            // Causal attention of each new position over the cache, one (sample, head) per task.
-            let box = UncheckedSendable(value: (qkv, att, kc, vc))
-            Parallel.forEach(S * NH) { task in
-                let (qkv, att, kc, vc) = box.value
-                let s = task / NH, head = task % NH
-                var scores = [Float](repeating: 0, count: pos0 + n)
-                for j in 0..<n {
-                    let r = s * n + j, t = pos0 + j
-                    let q = qkv + r * 3 * C + head * hs
-                    var mx = -Float.infinity
-                    for u in 0...t {
-                        let k = kc + (s * maxLength + u) * C + head * hs
-                        var d: Float = 0
-                        for i in 0..<hs { d += q[i] * k[i] }
-                        scores[u] = d * scale
-                        mx = max(mx, scores[u])
-                    }
-                    var sum: Float = 0
-                    for u in 0...t { scores[u] = Foundation.exp(scores[u] - mx); sum += scores[u] }
-                    let out = att + r * C + head * hs
-                    for i in 0..<hs { out[i] = 0 }
-                    for u in 0...t {
-                        let w = scores[u] / sum
-                        let v = vc + (s * maxLength + u) * C + head * hs
-                        for i in 0..<hs { out[i] += w * v[i] }
-                    }
+            TransformerBlock.forward(p, layer: l, input: x, buffers: io, N: rows, C: C) { qkv, att in
+                for r in 0..<rows {
+                    let s = r / n, t = pos0 + r % n
+                    (kc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + C, count: C)
+                    (vc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + 2 * C, count: C)
+                }
+                if pos0 == 0 {
+                    // Prefill from an empty cache: the training kernel's causal attention.
+                    let (lse, scratch) = prefillScratch(n: n)
+                    Attention.forward(out: att, lse: lse, inp: qkv, B: S, T: n, C: C, NH: NH, scratch: scratch)
+                } else {
+                    cacheAttention(out: att, qkv: qkv, keys: kc, values: vc, n: n, pos0: pos0, C: C, NH: NH, hs: hs)
                 }
             }
-            linear(out: x2, inp: att, weight: p.pointer(.attprojw, layer: l), bias: p.pointer(.attprojb, layer: l),
-                           rows: rows, C: C, OC: C, residual: x)
-            LayerNorm.forward(out: h, mean: mean, rstd: rstd, inp: x2, weight: p.pointer(.ln2w, layer: l),
-                              bias: p.pointer(.ln2b, layer: l), B: 1, T: rows, C: C)
-            linear(out: fc, inp: h, weight: p.pointer(.fcw, layer: l), bias: p.pointer(.fcb, layer: l),
-                           rows: rows, C: C, OC: 4 * C)
-            GELU.forward(out: fc, inp: fc, N: rows * 4 * C)
-            linear(out: x, inp: fc, weight: p.pointer(.fcprojw, layer: l), bias: p.pointer(.fcprojb, layer: l),
-                           rows: rows, C: 4 * C, OC: C, residual: x2)
         }
         // Final LayerNorm for each sample's last position only.
         for s in 0..<S { (h + s * C).update(from: x + (s * n + n - 1) * C, count: C) }
@@ -124,13 +95,63 @@ public final class CPUDecoder: TokenDecoder {
         return UnsafePointer(x2)
     }
 
+    private var prefillBuffer: UnsafeMutablePointer<Float>?
+    private var prefillCapacity = 0
+
+    /// lse (S,NH,n) and the attention kernel's per-thread scratch for a prefill of n positions.
+    private func prefillScratch(n: Int) -> (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>) {
+        let c = model.config
+        let lseCount = S * c.numHeads * n, count = lseCount + Parallel.threadCount * Attention.scratchCount(T: n, C: c.channels)
+        if prefillCapacity < count {
+            prefillBuffer?.deallocate()
+            prefillBuffer = .allocate(capacity: count)
+            prefillCapacity = count
+        }
+        return (prefillBuffer!, prefillBuffer! + lseCount)
+    }
+
+    /// Attention of the n new positions of each sample over the cache (positions 0...own), one
+    /// (sample, head) per task.
+    private func cacheAttention(out att: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, keys kc: UnsafePointer<Float>,
+                                values vc: UnsafePointer<Float>, n: Int, pos0: Int, C: Int, NH: Int, hs: Int) {
+        let scale = 1 / Float(hs).squareRoot()
+        let maxLength = self.maxLength
+        let box = UncheckedSendable(value: (qkv, att, kc, vc))
+        Parallel.forEach(S * NH) { task in
+            let (qkv, att, kc, vc) = box.value
+            let s = task / NH, head = task % NH
+            var scores = [Float](repeating: 0, count: pos0 + n)
+            for j in 0..<n {
+                let r = s * n + j, t = pos0 + j
+                let q = qkv + r * 3 * C + head * hs
+                var mx = -Float.infinity
+                for u in 0...t {
+                    let k = kc + (s * maxLength + u) * C + head * hs
+                    var d: Float = 0
+                    for i in 0..<hs { d += q[i] * k[i] }
+                    scores[u] = d * scale
+                    mx = max(mx, scores[u])
+                }
+                var sum: Float = 0
+                for u in 0...t { scores[u] = Foundation.exp(scores[u] - mx); sum += scores[u] }
+                let out = att + r * C + head * hs
+                for i in 0..<hs { out[i] = 0 }
+                for u in 0...t {
+                    let w = scores[u] / sum
+                    let v = vc + (s * maxLength + u) * C + head * hs
+                    for i in 0..<hs { out[i] += w * v[i] }
+                }
+            }
+        }
+    }
+
     /// Runs `n` new tokens per sample (`tokens` is (S, n)) at positions length..<length+n and
     /// returns the logits of each sample's last position, (S, Vp).
     func step(tokens: [Int32], n: Int) -> UnsafePointer<Float> {
         let c = model.config
         let hidden = hiddenStep(tokens: tokens, n: n)
         let logits = scratch[7]
-        linear(out: logits, inp: hidden, weight: model.params.pointer(.wte), bias: nil, rows: S, C: c.channels, OC: c.paddedVocabSize)
+        Linear.forward(out: logits, inp: hidden, weight: model.params.pointer(.wte), bias: nil, N: S, C: c.channels, OC: c.paddedVocabSize)
         return UnsafePointer(logits)
     }
 
@@ -192,29 +213,6 @@ public final class CPUDecoder: TokenDecoder {
                 out.append((exact[s * Vp + i], Int32(i)))
             }
             return out
-        }
-    }
-
-    /// out (rows, OC) = inp (rows, C) · weightᵀ + bias (+ residual). Few rows go through a
-    /// weight-streaming GEMV (sgemm would re-pack the whole weight matrix for each call).
-    private func linear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                        bias: UnsafePointer<Float>?, rows: Int, C: Int, OC: Int, residual: UnsafePointer<Float>? = nil) {
-        guard rows <= 8 else {
-            if let bias {
-                Matmul.forward(out: out, inp: inp, weight: weight, bias: bias, B: 1, T: rows, C: C, OC: OC, residual: residual)
-            } else {
-                precondition(residual == nil)
-                Matmul.forward(out: out, inp: inp, weight: weight, bias: nil, B: 1, T: rows, C: C, OC: OC)
-            }
-            return
-        }
-        let box = UncheckedSendable(value: (out, inp, weight, bias))
-        Parallel.chunks(OC, minChunk: 256, align: 16) { r in
-            let (out, inp, weight, bias) = box.value
-            gpt2k_gemv_rows(out, inp, weight, bias, rows, C, OC, r.lowerBound, r.upperBound)
-        }
-        if let residual {
-            for i in 0..<rows * OC { out[i] += residual[i] }
         }
     }
 

@@ -1,5 +1,5 @@
-// The CPU engine on the inference seam: scoring through the training forward pass (its per-token
-// losses), decoding through `CPUDecoder`.
+// The CPU engine on the inference seam: scoring through a forward-only pass (`CPUScorer`),
+// decoding through `CPUDecoder`.
 import Foundation
 
 extension GPT2: InferenceEngine {
@@ -8,8 +8,7 @@ extension GPT2: InferenceEngine {
 
     public func tokenLosses(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float] {
         try checkScoring(inputs: inputs, targets: targets, B: B, T: T)
-        forward(inputs: inputs, targets: targets, B: B, T: T)
-        return Array(losses)
+        return CPUScorer.tokenLosses(model: self, inputs: inputs, targets: targets, B: B, T: T)
     }
 
     public func makeDecoder(samples: Int, maxLength: Int) throws -> any TokenDecoder {

@@ -13,8 +13,10 @@ public protocol InferenceEngine: AnyObject {
     /// to this many; a single longer row is still accepted).
     var preferredTokensPerCall: Int { get }
     /// Next-token cross-entropy at every position of (B,T) `inputs` against (B,T) `targets`,
-    /// B·T values row-major. Throws `InferenceError.tokenOutOfVocabulary` for an id outside
-    /// [0, vocabSize) and `.tooLong` for T beyond the context.
+    /// B·T values row-major. A negative target marks a position that is not scored: its loss is
+    /// 0 and the engine may skip its LM head. Throws `InferenceError.tokenOutOfVocabulary` for an
+    /// input outside [0, vocabSize) or a target at or above vocabSize, and `.tooLong` for T
+    /// beyond the context.
     func tokenLosses(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float]
     /// A decoder with a KV cache for `samples` sequences of at most `maxLength` positions
     /// (1 ≤ maxLength ≤ config.maxSeqLen).
@@ -77,6 +79,9 @@ extension InferenceEngine {
         }
         guard T <= config.maxSeqLen else { throw InferenceError.tooLong(T: T, maxSeqLen: config.maxSeqLen) }
         try checkTokens(inputs)
-        try checkTokens(targets)
+        let V = config.vocabSize
+        if let i = targets.firstIndex(where: { Int($0) >= V }) {
+            throw InferenceError.tokenOutOfVocabulary(id: targets[i], index: i, vocabSize: V)
+        }
     }
 }
