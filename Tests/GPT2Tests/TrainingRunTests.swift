@@ -235,6 +235,33 @@ final class TrainingRunTests: XCTestCase {
         }
     }
 
+    /// The log cannot grow (a full disk): the run stops with an error naming the log file and
+    /// says whether the training so far could be saved.
+    func testLogFailureStopsTheRunWithAClearError() throws {
+        let data = try TrainingTests.makeShards(tokens: 4000)
+        let dir = try TestPaths.temporaryDirectory().appendingPathComponent("run").path
+        var config = Self.configuration(data: data, steps: 50)
+        config.valEvery = 1000
+        var old = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+        let oldHandler = signal(SIGXFSZ, SIG_IGN)
+        defer { setrlimit(Int32(RLIMIT_FSIZE.rawValue), &old); signal(SIGXFSZ, oldHandler) }
+        let run = try Self.makeRun(dir: dir, config: config, resume: false) { e in
+            guard case .step(let s) = e, s.step == 3 else { return }
+            let size = (try? FileManager.default.attributesOfItem(atPath: dir + "/log.txt")[.size] as? Int) ?? 0
+            var limit = rlimit(rlim_cur: rlim_t(size + 5), rlim_max: old.rlim_max)
+            setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        }
+        XCTAssertThrowsError(try run.run(stopRequested: { false })) { e in
+            guard case .logFailed(let reason, let checkpoint, _)? = e as? TrainingRunError else { return XCTFail("\(e)") }
+            XCTAssertTrue(reason.contains(dir + "/log.txt"), reason)
+            XCTAssertNil(checkpoint)   // the limit stops the checkpoint too
+            XCTAssertTrue(e.localizedDescription.contains("no checkpoint could be written either"), e.localizedDescription)
+        }
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &old)
+        XCTAssertTrue(DataTestSupport.temporaryFiles(in: dir).isEmpty, "a temporary checkpoint was left behind")
+    }
+
     func testDefaultsFitTheModelAndTheData() {
         let d4 = GPT2Config.preset("d4")!
         var o = RunOverrides()

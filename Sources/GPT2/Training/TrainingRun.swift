@@ -97,6 +97,17 @@ public final class TrainingRun {
     /// - Throws: `TrainingRunError.diverged` (naming the newest healthy checkpoint) when the loss
     ///   or gradient is not finite or the spike guard gives up; I/O errors naming their file.
     public func run(stopRequested: @escaping () -> Bool) throws -> Outcome {
+        do {
+            return try loop(stopRequested: stopRequested)
+        } catch let e as RunLogError {
+            // The log cannot be written (disk full?): keep the training done so far if possible.
+            let saved = Result { try checkpoint() }
+            throw TrainingRunError.logFailed(reason: e.localizedDescription, checkpoint: try? saved.get(),
+                                             checkpointError: saved.failureReason)
+        }
+    }
+
+    private func loop(stopRequested: @escaping () -> Bool) throws -> Outcome {
         let c = configuration, maxSteps = c.options.maxSteps
         let agreedStop: () throws -> Bool = { [ranks] in
             guard let r = ranks.reducer, ranks.worldSize > 1 else { return stopRequested() }
@@ -210,11 +221,22 @@ public final class TrainingRun {
 
 public enum TrainingRunError: LocalizedError, Equatable {
     case diverged(reason: String, lastGoodCheckpoint: String?)
+    case logFailed(reason: String, checkpoint: String?, checkpointError: String?)
 
     public var errorDescription: String? {
         switch self {
         case let .diverged(reason, last):
             return "\(reason); last good checkpoint: \(last ?? "none")"
+        case let .logFailed(reason, checkpoint, checkpointError):
+            return reason + (checkpoint.map { "; the training so far is saved in \($0)" }
+                             ?? "; no checkpoint could be written either (\(checkpointError ?? "unknown error"))")
         }
+    }
+}
+
+private extension Result where Failure == Error {
+    var failureReason: String? {
+        if case .failure(let e) = self { return e.localizedDescription }
+        return nil
     }
 }
