@@ -98,6 +98,8 @@ public enum HellaSwag {
     /// Reads `path`: llm.c's `.bin` when it starts with the magic, else jsonl.
     /// - Parameter limit: keep only the first `limit` examples.
     public static func load(path: String, limit: Int? = nil, tokenizer: GPT2Tokenizer = .gpt2) throws -> [HellaSwagExample] {
+        // A FIFO would block the read: say what the path is instead.
+        if let problem = FileKind.regularFileProblem(path) { throw HellaSwagError.unreadable(path: path, reason: problem) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw HellaSwagError.unreadable(path: path, reason: (error as NSError).localizedDescription)

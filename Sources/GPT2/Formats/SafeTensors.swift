@@ -21,6 +21,10 @@ public enum SafeTensorsError: LocalizedError, Equatable {
     case overlappingData(path: String, tensor: String, other: String)
     case missingTensor(path: String, tensor: String)
     case shapeMismatch(path: String, tensor: String, found: [Int], expected: [Int])
+    /// The `crc32c` metadata entry is not a JSON object of tensor names to 8 hex digits.
+    case badChecksums(path: String, detail: String)
+    /// A tensor's bytes do not match the CRC-32C stored for it in `__metadata__`.
+    case checksumMismatch(path: String, tensor: String, stored: UInt32, computed: UInt32)
 
     public var errorDescription: String? {
         switch self {
@@ -44,6 +48,11 @@ public enum SafeTensorsError: LocalizedError, Equatable {
             return "tensor '\(tensor)' not found in '\(path)'"
         case .shapeMismatch(let path, let tensor, let found, let expected):
             return "tensor '\(tensor)' in '\(path)' has shape \(found), expected \(expected); the file belongs to a different model configuration"
+        case .badChecksums(let path, let detail):
+            return "safetensors file '\(path)' has a corrupt '\(safeTensorsChecksumKey)' metadata entry: \(detail)"
+        case .checksumMismatch(let path, let tensor, let stored, let computed):
+            return "tensor '\(tensor)' in '\(path)' fails its CRC-32C check (stored \(hex8(stored)), computed \(hex8(computed))); "
+                + "the file is corrupt (disk or copy error): restore it or use an earlier checkpoint"
         }
     }
 }
@@ -80,6 +89,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public let metadata: [String: String]
     /// Header entries by tensor name.
     public let tensors: [String: TensorInfo]
+    /// CRC-32C of each tensor's bytes from the `crc32c` metadata entry (files written by
+    /// `writeSafeTensors`); empty for files without it (e.g. written by transformers).
+    public let checksums: [String: UInt32]
     private let base: UnsafeMutableRawPointer
     private let fileSize: Int
     private let dataStart: Int
@@ -88,7 +100,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// - Throws: `SafeTensorsError` naming the file (and tensor) on any inconsistency.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // Opening a FIFO would block; a directory opens but cannot be mapped.
+        if let problem = FileKind.regularFileProblem(path) { throw SafeTensorsError.cannotOpen(path: path, reason: problem) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
@@ -100,6 +114,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         do {
             (dataStart, metadata, tensors) = try SafeTensorsFile.parseHeader(UnsafeRawPointer(m), fileSize: size, path: path)
+            checksums = try SafeTensorsFile.parseChecksums(metadata[safeTensorsChecksumKey], tensors: tensors, path: path)
         } catch {
             munmap(m, size)
             throw error
@@ -156,6 +171,37 @@ public final class SafeTensorsFile: @unchecked Sendable {
         munmap(base, fileSize)
     }
 
+    /// The `crc32c` entry: a JSON object mapping every tensor of the file to 8 hex digits.
+    private static func parseChecksums(_ text: String?, tensors: [String: TensorInfo], path: String) throws -> [String: UInt32] {
+        guard let text else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let map = object as? [String: Any] else {
+            throw SafeTensorsError.badChecksums(path: path, detail: "not a JSON object")
+        }
+        var out: [String: UInt32] = [:]
+        for (name, value) in map {
+            guard tensors[name] != nil else {
+                throw SafeTensorsError.badChecksums(path: path, detail: "checksum for '\(name)', which is not a tensor of the file")
+            }
+            guard let hex = value as? String, hex.utf8.count == 8, let crc = UInt32(hex, radix: 16) else {
+                throw SafeTensorsError.badChecksums(path: path, detail: "checksum of '\(name)' is not 8 hex digits")
+            }
+            out[name] = crc
+        }
+        if let unlisted = tensors.keys.sorted().first(where: { out[$0] == nil }) {
+            throw SafeTensorsError.badChecksums(path: path, detail: "no checksum for tensor '\(unlisted)'")
+        }
+        return out
+    }
+
+    /// Throws `.checksumMismatch` when the file carries checksums and `name`'s bytes differ.
+    private func verify(_ name: String, _ t: TensorInfo) throws {
+        guard let stored = checksums[name] else { return }
+        let computed = CRC32C.checksum(UnsafeRawPointer(base) + dataStart + t.dataRange.lowerBound, count: t.dataRange.count)
+        if computed != stored {
+            throw SafeTensorsError.checksumMismatch(path: path, tensor: name, stored: stored, computed: computed)
+        }
+    }
+
     private static func parseEntry(name: String, value: Any, path: String, dataSize: Int) throws -> TensorInfo {
         guard let entry = value as? [String: Any] else {
             throw SafeTensorsError.badTensorEntry(path: path, tensor: name, detail: "header entry is not an object")
@@ -209,7 +255,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return t
     }
 
-    /// Converts tensor `name` to Float into `out`, checking its shape.
+    /// Converts tensor `name` to Float into `out`, checking its shape and, when the file carries
+    /// checksums, its CRC-32C.
     /// - Parameters:
     ///   - expectedShape: required shape (nil accepts any shape).
     ///   - out: room for the tensor's element count.
@@ -218,6 +265,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         if let expectedShape, expectedShape != t.shape {
             throw SafeTensorsError.shapeMismatch(path: path, tensor: name, found: t.shape, expected: expectedShape)
         }
+        try verify(name, t)
         let src = UnsafeRawPointer(base) + dataStart + t.dataRange.lowerBound
         let n = t.elementCount
         switch t.dtype {
@@ -240,9 +288,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return out
     }
 
-    /// Raw bytes of tensor `name` (any dtype), e.g. for integer token tensors.
+    /// Raw bytes of tensor `name` (any dtype), e.g. for integer token tensors; verified against
+    /// the file's checksum when it carries one.
     public func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer {
         let t = try info(name)
+        try verify(name, t)
         return UnsafeRawBufferPointer(start: UnsafeRawPointer(base) + dataStart + t.dataRange.lowerBound, count: t.dataRange.count)
     }
 }
