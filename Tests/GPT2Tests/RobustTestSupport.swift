@@ -72,3 +72,60 @@ func assertCleanFailure(_ r: GuardedResult, status: Int32 = 1, naming: [String],
 func makeFIFO(_ path: String) {
     precondition(mkfifo(path, 0o644) == 0, "mkfifo \(path): \(String(cString: strerror(errno)))")
 }
+
+/// A small byte-level BPE vocabulary in GPT-2's formats: the 256 byte tokens (GPT-2's ranks), one
+/// merge per added character of a few words (so every merge joins two existing tokens), then
+/// `<|endoftext|>`. Written as encoder.json + vocab.bpe (OpenAI), vocab.json + merges.txt (HF) or
+/// a tiktoken rank file.
+enum ToyTokenizer {
+    enum Layout: String, CaseIterable {
+        case openai, huggingface, tiktoken
+        var files: [String] {
+            switch self {
+            case .openai: return ["encoder.json", "vocab.bpe"]
+            case .huggingface: return ["vocab.json", "merges.txt"]
+            case .tiktoken: return ["toy.tiktoken"]
+            }
+        }
+    }
+
+    static let words = ["Ġthe", "Ġquick", "Ġbrown", "Ġfox", "Ġand", "Ġlazy", "Ġdog", "Ġthere", "Hello", "ing", "tion", "er", "Ċ"]
+
+    /// (left, right) pairs in rank order, and the byte-level strings of all mergeable tokens.
+    static func vocabulary() -> (merges: [(String, String)], tokens: [String]) {
+        var tokens = ByteLevel.bytesInRankOrder.map { String(Character(ByteLevel.byteToScalar[Int($0)])) }
+        var known = Set(tokens)
+        var merges: [(String, String)] = []
+        for w in words {
+            var prefix = String(w.first!)
+            for c in w.dropFirst() {
+                let next = prefix + String(c)
+                if known.insert(next).inserted {
+                    merges.append((prefix, String(c)))
+                    tokens.append(next)
+                }
+                prefix = next
+            }
+        }
+        return (merges, tokens)
+    }
+
+    static func write(_ layout: Layout, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let (merges, tokens) = vocabulary()
+        switch layout {
+        case .openai, .huggingface:
+            var entries = tokens.enumerated().map { "\(jsonQuoted($0.element)): \($0.offset)" }
+            entries.append("\"<|endoftext|>\": \(tokens.count)")
+            let encoder = "{" + entries.joined(separator: ", ") + "}"
+            let bpe = "#version: 0.2\n" + merges.map { "\($0.0) \($0.1)\n" }.joined()
+            try Data(encoder.utf8).write(to: URL(fileURLWithPath: dir + "/" + layout.files[0]))
+            try Data(bpe.utf8).write(to: URL(fileURLWithPath: dir + "/" + layout.files[1]))
+        case .tiktoken:
+            let lines = tokens.enumerated().map { rank, t in
+                Data(ByteLevel.bytes(of: Substring(t))!).base64EncodedString() + " \(rank)\n"
+            }
+            try Data(lines.joined().utf8).write(to: URL(fileURLWithPath: dir + "/" + layout.files[0]))
+        }
+    }
+}

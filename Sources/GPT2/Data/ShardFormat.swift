@@ -199,6 +199,8 @@ public struct ShardHeader: Equatable, Sendable {
         case 2, 3: lengthBytes = 4  // uint32 header length (3.0: utf-8 header)
         default: throw .unsupportedVersion(path: path, found: major, expected: 1)
         }
+        // numpy itself only reads versions 1.0, 2.0 and 3.0.
+        guard bytes[7] == 0 else { throw .badHeader(path: path, reason: "numpy format version \(major).\(bytes[7]) (numpy writes \(major).0)") }
         guard bytes.count >= 8 + lengthBytes else { throw tooShort }
         var headerLength = 0
         for i in 0..<lengthBytes { headerLength |= Int(bytes[8 + i]) << (8 * i) }
@@ -313,6 +315,10 @@ struct NumpyHeaderDict {
                 throw ParseError(reason: "expected ',' or '}' at '\(s.prefix(16))'")
             } }
         }
+        // np.save pads with spaces and a final newline; anything else is corruption.
+        s.removeFirst()
+        skipSpace()
+        guard s.isEmpty else { throw ParseError(reason: "unexpected text after the header dictionary: '\(s.prefix(16))'") }
     }
 }
 

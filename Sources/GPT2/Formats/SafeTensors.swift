@@ -2,6 +2,8 @@
 // little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, optional
 // "__metadata__": {string: string}}, then the raw little-endian data. Every field is validated
 // against the file size before any data is touched, so a corrupt file throws, never crashes.
+// Files written by `writeSafeTensors` carry a CRC-32C per tensor in `__metadata__["crc32c"]`
+// (see `safeTensorsChecksumKey`); a tensor is verified against it each time it is read.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -85,7 +87,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     public let path: String
-    /// The `__metadata__` map (empty if absent).
+    /// The `__metadata__` map (empty if absent), without the `crc32c` entry (see `checksums`).
     public let metadata: [String: String]
     /// Header entries by tensor name.
     public let tensors: [String: TensorInfo]
@@ -113,8 +115,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw SafeTensorsError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         do {
-            (dataStart, metadata, tensors) = try SafeTensorsFile.parseHeader(UnsafeRawPointer(m), fileSize: size, path: path)
-            checksums = try SafeTensorsFile.parseChecksums(metadata[safeTensorsChecksumKey], tensors: tensors, path: path)
+            var md: [String: String]
+            (dataStart, md, tensors) = try SafeTensorsFile.parseHeader(UnsafeRawPointer(m), fileSize: size, path: path)
+            checksums = try SafeTensorsFile.parseChecksums(md.removeValue(forKey: safeTensorsChecksumKey), tensors: tensors, path: path)
+            metadata = md
         } catch {
             munmap(m, size)
             throw error
