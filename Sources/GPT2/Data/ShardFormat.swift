@@ -56,7 +56,10 @@ public enum ShardError: LocalizedError, Equatable {
     /// A path given as a directory of shards is a file (or a FIFO...).
     case notADirectory(path: String, kind: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         let hint = "re-run 'gpt prepare'"
         switch self {
         case let .cannotOpen(path, reason):

@@ -72,7 +72,10 @@ public enum HellaSwagError: LocalizedError, Equatable {
     case nothingToScore(example: Int, ending: Int)
     case downloadFailed(url: String, reason: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .unreadable(let p, let r): return "cannot read HellaSwag file '\(p)': \(r)"
         case .empty(let p): return "HellaSwag file '\(p)' holds no examples"

@@ -28,7 +28,10 @@ public enum CheckpointError: LocalizedError, Equatable {
     /// `loadModel(path:)` could not recognise the file or directory.
     case unrecognizedModel(path: String, detail: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .notACheckpoint(let path, let detail):
             return "'\(path)' is not a gpt2-swift checkpoint: \(detail); use loadModel(path:) for HF directories and llm.c .bin files"

@@ -15,7 +15,10 @@ public enum HFModelError: LocalizedError {
     case unsupportedConfig(path: String, detail: String)
     case badIndex(path: String, detail: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .missingFile(let path):
             return "'\(path)' not found; a Hugging Face GPT-2 directory needs config.json and model.safetensors (save_pretrained writes both)"

@@ -30,7 +30,10 @@ public enum LlmcModelError: LocalizedError, Equatable {
     /// A read failed (I/O error, or the file shrank while reading).
     case readFailed(path: String, tensor: String, reason: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .cannotOpen(let path, let reason):
             return "cannot open llm.c model file '\(path)': \(reason)"

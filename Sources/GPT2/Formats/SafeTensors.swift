@@ -28,7 +28,10 @@ public enum SafeTensorsError: LocalizedError, Equatable {
     /// A tensor's bytes do not match the CRC-32C stored for it in `__metadata__`.
     case checksumMismatch(path: String, tensor: String, stored: UInt32, computed: UInt32)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .cannotOpen(let path, let reason):
             return "cannot open safetensors file '\(path)': \(reason)"

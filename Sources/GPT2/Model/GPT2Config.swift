@@ -132,7 +132,7 @@ public enum GPT2ConfigField: String, CaseIterable, Sendable {
     /// JSON (1e13, 2^62, 1.5) are checked before they are converted to Int.
     public static func sizeProblem(_ value: Double, field: GPT2ConfigField,
                                    naming name: (GPT2ConfigField) -> String = { $0.rawValue }) -> String? {
-        let shown = value.rounded() == value && abs(value) < 1e18 ? String(Int64(value)) : "\(value)"
+        let shown = value.rounded() == value && abs(value) <= 9.2e18 ? String(Int64(value)) : "\(value)"
         if value.rounded() != value { return "\(name(field)) \(shown) is not an integer" }
         if value < 1 || value > Double(field.limit) { return "\(name(field)) \(shown) is outside [1, \(field.limit)]" }
         return nil
@@ -150,7 +150,10 @@ public enum TokenRangeError: LocalizedError, Equatable {
     /// Id `token` at position `index` of `source` is not in `0 ..< vocabSize`.
     case outOfVocabulary(source: String, index: Int, token: Int, vocabSize: Int)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case let .outOfVocabulary(source, index, token, vocabSize):
             return "\(source): token \(token) at position \(index) is outside the model's vocabulary of \(vocabSize) "

@@ -23,7 +23,7 @@ extension GPT2Tokenizer {
             if line.hasPrefix("#version") { continue }
             let parts = line.split(separator: " ")
             guard parts.count == 2, let a = ByteLevel.bytes(of: parts[0]), let b = ByteLevel.bytes(of: parts[1]) else {
-                throw TokenizerError.malformed(path: mergesPath, reason: "bad merge on line \(lineNo + 1): '\(line.prefix(80))'")
+                throw TokenizerError.malformed(path: mergesPath, reason: "bad merge on line \(lineNo + 1): '\(oneLine(line.prefix(80)))'")
             }
             tokens.append(a + b)
         }
@@ -33,7 +33,7 @@ extension GPT2Tokenizer {
         for t in tokens {
             let s = String(String.UnicodeScalarView(t.map { ByteLevel.byteToScalar[Int($0)] }))
             guard let id = encoder[s] else {
-                throw TokenizerError.malformed(path: mergesPath, reason: "token '\(s)' of the merges is missing from \(encoderPath)")
+                throw TokenizerError.malformed(path: mergesPath, reason: "token '\(oneLine(s))' of the merges is missing from \(encoderPath)")
             }
             ids.append(Int32(id))
             mergeable.insert(s)
@@ -42,15 +42,16 @@ extension GPT2Tokenizer {
         var owner: [Int: String] = [:]
         for (s, id) in encoder.sorted(by: { $0.value < $1.value }) {
             if let other = owner[id] {
-                throw TokenizerError.malformed(path: encoderPath, reason: "tokens '\(other)' and '\(s)' share id \(id)")
+                throw TokenizerError.malformed(path: encoderPath, reason: "tokens '\(oneLine(other))' and '\(oneLine(s))' share id \(id)")
             }
             owner[id] = s
             if mergeable.contains(s) { continue }
-            // A special token is literal text (<|endoftext|>, <s>...). One written in the byte-level
-            // alphabet's remapped characters (Ġ for a space...) is a BPE token whose merge is
+            // A special token is literal text (<|endoftext|>, <s>, [PAD]...). An entry that is not
+            // shaped like one and is written with the byte-level alphabet's remapped characters
+            // (Ġ for a space...) or joins two mergeable tokens is a BPE token whose merge is
             // missing: the merges file is cut short or belongs to another vocabulary.
-            if s.unicodeScalars.contains(where: { (0x100...0x143).contains($0.value) }) {
-                throw TokenizerError.malformed(path: mergesPath, reason: "no merge produces token '\(s)' (id \(id)) of \(encoderPath); "
+            if !looksSpecial(s) && (s.unicodeScalars.contains { (0x100...0x143).contains($0.value) } || joinsTwo(s, of: mergeable)) {
+                throw TokenizerError.malformed(path: mergesPath, reason: "no merge produces token '\(oneLine(s))' (id \(id)) of \(encoderPath); "
                                                + "the merges file is truncated or belongs to another vocabulary")
             }
             specials[Int32(id)] = Array(s.utf8)
@@ -104,6 +105,22 @@ extension GPT2Tokenizer {
         if !fm.fileExists(atPath: directory) { throw TokenizerError.unreadable(path: directory, reason: "no such directory") }
         throw TokenizerError.missingFiles(directory: directory)
     }
+}
+
+/// `<...>` or `[...]`: the shapes of special tokens (<|endoftext|>, <s>, <pad>, [CLS]...).
+private func looksSpecial(_ s: String) -> Bool {
+    s.count >= 3 && ((s.hasPrefix("<") && s.hasSuffix(">")) || (s.hasPrefix("[") && s.hasSuffix("]")))
+}
+
+/// Whether `s` is the concatenation of two tokens of `tokens` (what a merge would produce).
+private func joinsTwo(_ s: String, of tokens: Set<String>) -> Bool {
+    let scalars = Array(s.unicodeScalars)
+    guard scalars.count >= 2 else { return false }
+    for k in 1..<scalars.count {
+        let left = String(String.UnicodeScalarView(scalars[..<k])), right = String(String.UnicodeScalarView(scalars[k...]))
+        if tokens.contains(left) && tokens.contains(right) { return true }
+    }
+    return false
 }
 
 /// The contents of a regular file (a FIFO is refused rather than waited on).
@@ -187,7 +204,7 @@ func parseStringIntObject(_ b: UnsafeBufferPointer<UInt8>, path: String) throws 
             i += 1
             digits += 1
             // ids index arrays: bound them like a model's vocabulary
-            if v > GPT2ConfigField.vocabSize.limit { throw fail("id of '\(key)' exceeds \(GPT2ConfigField.vocabSize.limit)") }
+            if v > GPT2ConfigField.vocabSize.limit { throw fail("id of '\(oneLine(key))' exceeds \(GPT2ConfigField.vocabSize.limit)") }
         }
         guard digits > 0 else { throw fail("expected an integer") }
         out[key] = v

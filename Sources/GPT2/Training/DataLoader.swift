@@ -21,7 +21,10 @@ public enum DataLoaderError: LocalizedError, Equatable {
     case mixedFormats(directory: String)
     case shardTooSmall(path: String, tokens: Int, needed: Int)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .noShards(let d, let s):
             return "no \(s) shards (*_\(s)_*.npy or .bin) in '\(d)'; create them with 'gpt prepare'"
