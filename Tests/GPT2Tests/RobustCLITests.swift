@@ -144,7 +144,7 @@ final class RobustCLITests: XCTestCase {
         let tok = path("tok")
         try FileManager.default.createDirectory(atPath: tok, withIntermediateDirectories: true)
         makeFIFO(tok + "/encoder.json")
-        FileManager.default.createFile(atPath: tok + "/vocab.bpe", contents: Data("#version: 0.2\n".utf8))
+        _ = FileManager.default.createFile(atPath: tok + "/vocab.bpe", contents: Data("#version: 0.2\n".utf8))
         let enc = try runGPTGuarded(["encode", "--tokenizer", tok], timeout: 20, stdin: Data("hi".utf8))
         assertCleanFailure(enc, naming: [tok + "/encoder.json", "FIFO"], "encoder.json FIFO")
 

@@ -25,8 +25,8 @@ func runGPTGuarded(_ arguments: [String], timeout: TimeInterval = 60, stdin: Dat
     let inURL = dir.appendingPathComponent("stdin"), outURL = dir.appendingPathComponent("stdout")
     let errURL = dir.appendingPathComponent("stderr")
     try (stdin ?? Data()).write(to: inURL)
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
     let p = Process()
     p.executableURL = URL(fileURLWithPath: exe)
     p.arguments = arguments
