@@ -104,6 +104,9 @@ struct TrainSession {
         let c = gpt.config
         let t = configuration.options
         guard t.T <= c.maxSeqLen else { throw CLIError("-T \(t.T) exceeds the model's context of \(c.maxSeqLen)") }
+        if configuration.sampleTokens > 0 {
+            try c.checkTokens(GPT2Tokenizer.gpt2.encode(configuration.samplePrompt), source: "the sample prompt (--sample-prompt)")
+        }
         guard FileManager.default.fileExists(atPath: configuration.data) else {
             throw CLIError("data directory '\(configuration.data)' does not exist")
         }
@@ -111,10 +114,11 @@ struct TrainSession {
         // Data, engine, trainer.
         let (rank, world) = (group.rank, group.worldSize)
         let trainLoader = try DataLoader(directory: configuration.data, split: .train, B: t.B, T: t.T, rank: rank, worldSize: world,
-                                         shuffle: t.shuffle, seed: t.seed)
+                                         shuffle: t.shuffle, seed: t.seed, vocabSize: c.vocabSize)
         let valLoader: DataLoader?   // no val shards: no validation; an unusable one is an error
         do {
-            valLoader = try DataLoader(directory: configuration.data, split: .val, B: t.B, T: t.T, rank: rank, worldSize: world)
+            valLoader = try DataLoader(directory: configuration.data, split: .val, B: t.B, T: t.T, rank: rank, worldSize: world,
+                                       vocabSize: c.vocabSize)
         } catch DataLoaderError.noShards {
             valLoader = nil
         }
@@ -202,7 +206,7 @@ struct TrainSession {
         if let data = command.data {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else { throw CLIError("data directory '\(data)' does not exist") }
-            guard isDir.boolValue else { throw CLIError("--data '\(data)' is a file; --data takes a directory of shards (gpt prepare --output DIR)") }
+            guard isDir.boolValue else { throw CLIError("--data '\(data)' is a regular file, not a directory; --data takes a directory of shards (gpt prepare --output DIR)") }
             return data
         }
         let dir = "data/shakespeare"
