@@ -4,8 +4,8 @@ import GPT2
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Look inside: how text becomes tokens, what a head attends to.",
-        subcommands: [InspectTokens.self, InspectAttention.self])
+        abstract: "Look inside: how text becomes tokens, the parameters, per-token losses, what a head attends to.",
+        subcommands: [InspectTokens.self, InspectParams.self, InspectLoss.self, InspectAttention.self])
 }
 
 /// A token's text with invisible characters made visible: space ␣, newline \n, tab \t; bytes
@@ -142,5 +142,93 @@ struct InspectAttention: ParsableCommand {
             try AtomicOutputFile.write(to: svg) { try $0.write(Array(doc.utf8)) }
             print("wrote \(svg)")
         }
+    }
+}
+
+/// "124,439,808"
+func grouped(_ n: Int) -> String {
+    let digits = Array(String(n))
+    var out = ""
+    for (i, d) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out += "," }
+        out.append(d)
+    }
+    return out
+}
+
+struct InspectParams: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "params",
+        abstract: "List a model's parameter tensors (llm.c order) with shapes and counts, and the total.",
+        discussion: "A preset is only counted, not built: `gpt inspect params --model gpt2` prints 124,439,808.")
+
+    @Option(help: "Model: preset (gpt2, d12, ...), HF directory, llm.c .bin or checkpoint.")
+    var model: String
+
+    func run() throws {
+        let c = try GPT2Config.preset(model) ?? resolveModel(model).config
+        let C = c.channels, L = c.numLayers
+        print("\(model): \(L) layers, \(c.numHeads) heads, C = \(C), context \(c.maxSeqLen), vocab \(c.vocabSize)")
+        let rows: [(String, String, String)] = ParameterName.allCases.map { name in
+            var shape = name.shape(c)
+            if name == .wte { shape[0] = c.vocabSize }   // the padding rows are not parameters
+            let count = shape.reduce(1, *)
+            return (name.name, shape.map(String.init).joined(separator: " x "), grouped(count))
+        }
+        let w0 = max(6, rows.map(\.0.count).max()!) + 2, w1 = max(5, rows.map(\.1.count).max()!) + 2
+        let w2 = max(11, grouped(c.parameterCount).count)
+        func line(_ a: String, _ b: String, _ n: String) -> String {
+            a.padding(toLength: w0, withPad: " ", startingAt: 0) + b.padding(toLength: w1, withPad: " ", startingAt: 0)
+                + String(repeating: " ", count: max(0, w2 - n.count)) + n
+        }
+        print(line("tensor", "shape", "parameters"))
+        for r in rows { print(line(r.0, r.1, r.2)) }
+        print(line("total", "", grouped(c.parameterCount)))
+        let perLayer = 12 * C * C + 13 * C
+        print("per layer: 12·C² + 13·C = \(grouped(perLayer)); total = V·C + T·C + L·(12·C² + 13·C) + 2·C")
+        if c.paddedVocabSize != c.vocabSize {
+            print("wte is stored with \(c.paddedVocabSize) rows (vocab padded to a multiple of 128 for speed); the \(c.paddedVocabSize - c.vocabSize) extra rows are never used")
+        }
+    }
+}
+
+struct InspectLoss: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loss",
+        abstract: "Per-token losses: for each position, the next token, its loss -ln p(next), p(next) and the model's top guess.",
+        discussion: "The mean of these losses is what training minimises and `gpt eval loss` reports.")
+
+    @Option(help: "Model: preset (random init with --seed), HF directory, llm.c .bin or checkpoint.")
+    var model: String
+
+    @Option(help: "Text to score (at least two tokens).")
+    var prompt: String
+
+    @Option(help: "Seed of a preset's random initialisation.")
+    var seed: UInt64 = 1337
+
+    func run() throws {
+        let gpt = try resolveModel(model, seed: seed)
+        let c = gpt.config, tok = GPT2Tokenizer.gpt2
+        let ids = tok.encode(prompt)
+        guard ids.count >= 2 else { throw CLIError("the prompt is \(ids.count) token(s); a loss needs at least two") }
+        guard ids.count - 1 <= c.maxSeqLen else { throw CLIError("the prompt is \(ids.count) tokens; '\(model)' scores at most \(c.maxSeqLen + 1)") }
+        if let bad = ids.first(where: { Int($0) >= c.vocabSize }) {
+            throw CLIError("token \(bad) of the prompt is outside the model's vocabulary of \(c.vocabSize)")
+        }
+        let T = ids.count - 1
+        let mean = gpt.forward(inputs: Array(ids.dropLast()), targets: Array(ids.dropFirst()), B: 1, T: T)
+        let losses = Array(gpt.losses.prefix(T))
+        let label = { (id: Int32) in "\"" + visibleToken(tok.tokenBytes(id)) + "\"" }
+        let w = max(7, ids.map { label($0).count }.max()! + 2)
+        func pad(_ s: String) -> String { s.padding(toLength: w, withPad: " ", startingAt: 0) }
+        print("  t " + pad("token") + pad("next") + "   loss  p(next)  top guess")
+        for t in 0..<T {
+            let logits = gpt.logits(b: 0, t: t).prefix(c.vocabSize)
+            let guess = Int32(logits.indices.max { logits[$0] < logits[$1] }! - logits.startIndex)
+            print(String(format: "%3d ", t) + pad(label(ids[t])) + pad(label(ids[t + 1]))
+                  + String(format: "%7.4f  %7.5f  ", losses[t], exp(-losses[t])) + label(guess))
+        }
+        print(String(format: "mean loss %.4f over %d predictions; a uniform guess scores ln(%d) = %.4f", mean, T, c.vocabSize, log(Double(c.vocabSize))))
     }
 }

@@ -59,21 +59,23 @@ public enum PlotScale {
         return i + 1 < sorted.count ? sorted[i] + frac * (sorted[i + 1] - sorted[i]) : sorted[i]
     }
 
-    /// The y range of a loss panel. The first `transient` fraction of the steps (the drop from
-    /// ln(vocab) ≈ 10.8) is left out so it does not squash the rest: the range spans the 1%..99%
-    /// quantiles of the later train losses, every later val loss and the `references`, plus a
-    /// 5% margin (multiplicative on a log axis). With no later points it spans all points.
+    /// The y range of a loss panel. On runs of 50 steps or more, the first `transient` fraction
+    /// of the steps (the drop from ln(vocab) ≈ 10.8) is left out so it does not squash the rest:
+    /// the range spans the later train losses from their minimum to their 99% quantile (upward
+    /// spikes are common, downward ones rare), every later val loss and the `references`, plus a
+    /// 5% margin (multiplicative on a log axis). Shorter runs, or runs with no later points, show
+    /// every point.
     public static func lossRange(train: [(Int, Double)], val: [(Int, Double)], references: [Double],
                                  transient: Double = 0.05, logScale: Bool = false) -> ClosedRange<Double> {
         let maxStep = (train + val).map(\.0).max() ?? 0
-        let cut = Double(maxStep) * transient
+        let cut = train.count >= 50 ? Double(maxStep) * transient : 0
         func later(_ s: [(Int, Double)]) -> [Double] {
-            let v = s.filter { Double($0.0) >= cut && $0.0 > 0 && $0.1.isFinite }.map(\.1)
+            let v = s.filter { Double($0.0) >= cut && $0.1.isFinite }.map(\.1)
             return v.isEmpty ? s.map(\.1).filter(\.isFinite) : v
         }
         let t = later(train).sorted(), v = later(val)
         var values = v + references.filter(\.isFinite)
-        if !t.isEmpty { values += [quantile(t, 0.01), quantile(t, 0.99)] }
+        if !t.isEmpty { values += [t[0], cut > 0 ? quantile(t, 0.99) : t[t.count - 1]] }
         if logScale { values = values.filter { $0 > 0 } }
         guard var lo = values.min(), var hi = values.max() else { return logScale ? 1...10 : 0...1 }
         if logScale {

@@ -111,7 +111,9 @@ public enum SVGPlot {
                 let weight = options.smoothing ?? PlotScale.defaultSmoothing(count: train.count)
                 let smooth = PlotScale.smoothed(train.map(\.1), weight: weight)
                 let raw = train.map { (Double($0.0), $0.1) }
-                s += panel.polyline(raw, color: color, width: 1, opacity: single ? 0.3 : 0.18, series: label + "train loss (raw)", role: "raw")
+                if weight > 0 {
+                    s += panel.polyline(raw, color: color, width: 1, opacity: single ? 0.3 : 0.18, series: label + "train loss (raw)", role: "raw")
+                }
                 s += panel.polyline(zip(raw, smooth).map { ($0.0.0, $0.1) }, color: color, width: 2,
                                     series: label + "train loss", role: "smoothed")
                 let last = smooth.last(where: \.isFinite) ?? .nan
