@@ -147,12 +147,13 @@ struct TrainSession {
         say("every: validation \(configuration.valEvery) (\(configuration.valSteps) batches), samples \(configuration.sampleEvery), checkpoint \(configuration.checkpointEvery) (keep \(configuration.keepCheckpoints))"
             + (configuration.hellaswagEvery.map { ", HellaSwag \($0) (\(hellaswag.count) examples)" } ?? ""))
         for n in notes { say("note: \(n)") }
-        say("run directory: \(directory.path)")
+        say("run directory: \(directory.path)" + (configuration.tensorboard ? " (TensorBoard: tensorboard --logdir \(shellQuote((directory.path as NSString).deletingLastPathComponent.isEmpty ? "." : (directory.path as NSString).deletingLastPathComponent)))" : ""))
         if let point = resumePoint { say("resuming from \(point.checkpoint) at step \(point.state.step)") }
 
         let printer = RunPrinter(group: group, config: c, T: t.T, cuda: cuda)
         let run = try TrainingRun(directory: directory, configuration: configuration, trainer: trainer, host: gpt, hellaswag: hellaswag,
                                   ranks: .init(rank: rank, worldSize: world, reducer: group.reducer), resumedFrom: resumePoint,
+                                  peakFLOPS: cuda.flatMap { MFU.peakFLOPS(deviceName: $0.device.name, bf16: $0.precision == .bf16) },
                                   events: printer.handle)
         created = false   // the run has written its files: keep the directory whatever happens now
         installStopHandlers()

@@ -51,11 +51,8 @@ public enum ReferenceDataset: String, Sendable, CaseIterable {
     /// directory, whose shard names decide. Nil when run.json, the field or the directory is
     /// missing, or the shards are not a known dataset (no baselines are drawn then).
     public static func forRun(directory: String) -> ReferenceDataset? {
-        let runJSON = URL(fileURLWithPath: directory).appendingPathComponent("run.json")
-        guard let data = try? Data(contentsOf: runJSON),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let dataDir = object["data"] as? String,
-              let names = try? FileManager.default.contentsOfDirectory(atPath: dataDir) else { return nil }
+        guard let (configuration, _) = try? RunConfiguration.load(path: RunDirectory(path: directory).runFile),
+              let names = try? FileManager.default.contentsOfDirectory(atPath: configuration.data) else { return nil }
         return ReferenceDataset(shardFileNames: names)
     }
 }
