@@ -45,7 +45,7 @@ struct Prepare: ParsableCommand {
     @Option(help: "Tokenizer threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Format of stdin ('-'): text or jsonl.")
+    @Option(help: "Format of stdin ('-') and of pipes such as <(zstdcat f.jsonl.zst): text or jsonl.")
     var stdinFormat: InputFormat = .text
 
     @Option(help: "The JSONL field / Parquet column that holds the text.")

@@ -325,6 +325,7 @@ public enum DatasetPreparer {
     /// the first piece of a document; JSONL lines are validated and parsed here too (JSON decoding on
     /// one thread would cap the pipeline at ~150 MB/s). The result does not depend on `threads`.
     static func encode(_ items: [RawItem], threads: Int, column: String = "text") -> [Result<[Int32], DocumentError>] {
+        guard !items.isEmpty else { return [] }  // (an error on the first item needs no tokenizer)
         let tokenizer = GPT2Tokenizer.gpt2
         @Sendable func encodeOne(_ item: RawItem, _ decoder: JSONDecoder) -> Result<[Int32], DocumentError> {
             let text: [UInt8]

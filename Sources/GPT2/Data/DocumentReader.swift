@@ -112,7 +112,8 @@ public enum DocumentError: LocalizedError, Equatable {
 ///   null rows are skipped and counted in `nullRows`. Long strings are cut into pieces the same way.
 /// - A directory is expanded recursively to its regular files sorted by full path (byte order);
 ///   hidden files and folders (`.name`) are skipped, and symbolic links to directories are not followed.
-/// - `-` is standard input, read as `stdinFormat` (text unless told it is JSONL).
+/// - `-` is standard input, read as `stdinFormat` (text unless told it is JSONL); so is a pipe or
+///   FIFO whose name does not say (e.g. `<(zstdcat f.jsonl.zst)`, i.e. /dev/fd/63).
 ///
 /// All input must be valid UTF-8; errors carry the file and byte offset (or row).
 public final class DocumentReader {
@@ -200,7 +201,10 @@ public final class DocumentReader {
                 }
             } else {
                 try checkSupported(input)
-                result.append(InputSource(path: input, format: .forPath(input)))
+                var format = InputFormat.forPath(input)
+                // A pipe such as <(zstdcat f.jsonl.zst) has no telling name: it is read like stdin.
+                if format == .text, (st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFCHR { format = stdinFormat }
+                result.append(InputSource(path: input, format: format))
             }
         }
         return result

@@ -18,7 +18,7 @@ public struct AutoSplit: Sendable, Equatable {
         let n = tokens.count
         precondition(n >= 2, "splitting \(n) tokens")
         let target = n - max(1, n / 10)
-        let lo = max(1, n - n / 4), hi = min(n - 1, n - max(1, n / 20))
+        let lo = min(target, max(1, n - n / 4)), hi = max(target, min(n - 1, n - max(1, n / 20)))
         if lo <= hi {
             var d = 0
             while target - d >= lo || target + d <= hi {
