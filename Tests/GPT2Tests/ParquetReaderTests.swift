@@ -183,3 +183,49 @@ final class ParquetReaderTests: XCTestCase {
         XCTAssertEqual(RLEHybridDecoder.bitWidth(forMaxValue: 4), 3)
     }
 }
+
+extension ParquetReaderTests {
+    /// Row groups come back in order, at most `threads` decoded ahead and within the byte budget
+    /// (bounded memory whatever the file size); an error is reported when its row group is taken.
+    func testRowGroupPrefetcherIsOrderedAndBounded() throws {
+        final class Probe: @unchecked Sendable {
+            let lock = NSLock()
+            var running = 0, maxRunning = 0, started = 0
+        }
+        for (threads, budget, limit) in [(4, 1000, 4), (4, 25, 2), (1, 1000, 1)] {
+            let probe = Probe()
+            let prefetcher = RowGroupPrefetcher(count: 40, threads: threads, budget: budget, cost: { _ in 10 }) { (i) throws(ParquetError) -> ParquetStrings in
+                probe.lock.lock(); probe.running += 1; probe.started += 1; probe.maxRunning = max(probe.maxRunning, probe.running); probe.lock.unlock()
+                usleep(UInt32(1000 * (i % 3)))
+                probe.lock.lock(); probe.running -= 1; probe.lock.unlock()
+                if i == 30 { throw .corrupt(path: "f", detail: "row group 30") }
+                return ParquetStrings(rowCount: i, nullCount: 0, storages: [], spans: [])
+            }
+            for i in 0..<30 {
+                XCTAssertEqual(try prefetcher.take(i).rowCount, i)
+                probe.lock.lock()
+                XCTAssertLessThanOrEqual(probe.started, i + 1 + limit, "threads \(threads), budget \(budget)")
+                probe.lock.unlock()
+            }
+            XCTAssertThrowsError(try prefetcher.take(30)) { XCTAssertEqual($0 as? ParquetError, .corrupt(path: "f", detail: "row group 30")) }
+            XCTAssertLessThanOrEqual(probe.maxRunning, limit)
+        }
+    }
+
+    /// DocumentReader's public piece API on Parquet: one document per non-null row, long ones in pieces.
+    func testDocumentReaderPieces() throws {
+        let path = ParquetTestSupport.committed + "/snappy_dict_v1_nulls.parquet"
+        let values = try ParquetTestSupport.readColumn(path).compactMap { $0 }
+        let reader = try DocumentReader(inputs: [path], pieceBytes: 32, threads: 2)
+        var docs: [[UInt8]] = []
+        while let piece = try reader.next() {
+            if piece.startsDocument { docs.append([]) }
+            docs[docs.count - 1] += piece.bytes
+            XCTAssertLessThanOrEqual(piece.bytes.count, 200)
+        }
+        XCTAssertEqual(docs.map { String(decoding: $0, as: UTF8.self) }, values)
+        XCTAssertEqual(reader.documents, values.count)
+        XCTAssertEqual(reader.nullRows, 3)
+        XCTAssertEqual(reader.sources, [InputSource(path: path, format: .parquet)])
+    }
+}
