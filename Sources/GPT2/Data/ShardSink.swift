@@ -76,23 +76,28 @@ struct ShardSink {
             return nil
         }
         let split = AutoSplit.choose(buffer, endOfText: UInt16(GPT2Tokenizer.endOfText))
-        let all = buffer
-        buffer = Array(all[split.trainTokens...])
-        wrote(try flush())
-        buffer = Array(all[..<split.trainTokens])
-        wrote(try flush())
+        // The tail first (val, shard 0), then the head (train, shard 1), both straight from the buffer.
+        wrote(try write(split.trainTokens..<buffer.count))
+        wrote(try write(0..<split.trainTokens))
+        buffer = []
         return split
     }
 
     private mutating func flush() throws -> String {
-        let split: DatasetSplit = index == 0 ? .val : .train
-        let path = joinPath(directory, TokenShard.fileName(name: name, split: split, index: index, format: format))
-        try TokenShard.write(buffer, to: path, format: format)
-        if index == 0 { valTokensWritten = buffer.count }
-        written.append(path)
-        index += 1
+        let path = try write(0..<buffer.count)
         buffer.removeAll(keepingCapacity: true)
         if buffer.capacity < capacity { buffer.reserveCapacity(capacity) }
+        return path
+    }
+
+    /// Writes `buffer[range]` as the next shard (val when it is shard 0).
+    private mutating func write(_ range: Range<Int>) throws -> String {
+        let split: DatasetSplit = index == 0 ? .val : .train
+        let path = joinPath(directory, TokenShard.fileName(name: name, split: split, index: index, format: format))
+        try buffer.withUnsafeBufferPointer { try TokenShard.write(UnsafeBufferPointer(rebasing: $0[range]), to: path, format: format) }
+        if index == 0 { valTokensWritten = range.count }
+        written.append(path)
+        index += 1
         return path
     }
 }

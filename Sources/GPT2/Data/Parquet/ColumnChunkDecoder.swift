@@ -167,7 +167,7 @@ struct ColumnChunkDecoder {
     /// The decompressed bytes of a page body: a new storage, or the chunk itself when uncompressed.
     private func pageData(_ chunk: ByteStorage, _ body: Range<Int>, uncompressedSize: Int,
                           storages: inout [ByteStorage]) throws(ParquetError) -> (storage: Int32, range: Range<Int>) {
-        if codec == .uncompressed {
+        if codec == .uncompressed || (body.isEmpty && uncompressedSize == 0) {  // (some writers store empty sections raw)
             guard body.count == uncompressedSize else { throw corrupt("uncompressed page of \(body.count) bytes, the header says \(uncompressedSize)") }
             return (0, body)
         }
