@@ -25,7 +25,7 @@ gpt=$(swift build -c release --show-bin-path)/gpt
 cat "$work"/parquet/*.parquet > /dev/null  # both sides read from the page cache
 
 # "wall user+sys" seconds of a command (children included: the pool's workers are waited for).
-timed() { local TIMEFORMAT='%R %U %S'; { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%s %.2f", $1, $2 + $3 }'; }
+timed() { local TIMEFORMAT='%R %U %S'; { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%s %.2f\n", $1, $2 + $3 }'; }
 read -r ours ours_cpu < <(timed "$gpt" prepare "$work/parquet" -o "$work/ours" --name edufineweb --shard-tokens "$shard_tokens")
 read -r theirs theirs_cpu < <(timed "$PYTHON" bench/prepare_reference.py run "$work/parquet" "$work/theirs" "$shard_tokens")
 

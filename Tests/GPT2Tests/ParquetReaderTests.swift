@@ -72,6 +72,17 @@ final class ParquetReaderTests: XCTestCase {
         }
     }
 
+    func testMessagesSayWhatToDo() {
+        let missing = ParquetError.libraryMissing(path: "f.parquet", codec: "ZSTD", library: Zstd.library, package: Zstd.package)
+        XCTAssertEqual(missing.errorDescription, "cannot decompress 'f.parquet' (ZSTD): libzstd.so.1 is not installed; "
+            + "install it (Debian/Ubuntu: apt-get install libzstd1)")
+        XCTAssertEqual(Zlib.package, "zlib1g")
+        XCTAssertTrue(ParquetError.notSeekable(path: "/dev/fd/63").errorDescription!.contains("save it to a file first"))
+        // The system libraries load here (zlib and libzstd are on every Debian system).
+        XCTAssertNoThrow(try Zlib.shared.get())
+        XCTAssertNoThrow(try Zstd.shared.get())
+    }
+
     func testColumnErrors() throws {
         let path = ParquetTestSupport.committed + "/zstd_dict_v2_nulls_around.parquet"
         let file = try ParquetFile(path: path)
