@@ -7,11 +7,6 @@ import XCTest
 @testable import GPT2
 
 final class ParquetPrepareTests: XCTestCase {
-    override class func tearDown() {
-        ParquetTestSupport.cleanUp()
-        super.tearDown()
-    }
-
     private func allTokens(_ shards: [String]) throws -> [UInt16] {
         try shards.flatMap { try TokenShard.read(path: $0) }
     }

@@ -8,11 +8,6 @@ import XCTest
 @testable import GPT2
 
 final class ParquetReaderTests: XCTestCase {
-    override class func tearDown() {
-        ParquetTestSupport.cleanUp()
-        super.tearDown()
-    }
-
     func testMatrixReadsLikePyarrow() throws {
         let m = try ParquetTestSupport.matrix()
         XCTAssertGreaterThanOrEqual(m.entries.count, 68)

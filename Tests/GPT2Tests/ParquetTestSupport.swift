@@ -46,12 +46,13 @@ enum ParquetTestSupport {
         let raw = try Data(contentsOf: URL(fileURLWithPath: out + "/expected.u16"))
         let expected = raw.withUnsafeBytes { Array($0.bindMemory(to: UInt16.self)) }.map { UInt16(littleEndian: $0) }
         directories.append(out)
+        if directories.count == 1 { atexit { ParquetTestSupport.cleanUp() } }
         return Matrix(files: out + "/files", unsupported: out + "/unsupported", entries: manifest["files"] ?? [], expected: expected)
     }
 
     nonisolated(unsafe) private static var directories: [String] = []
 
-    /// Removes the generated matrix (called from the test classes' `tearDown()` class method).
+    /// Removes the generated matrix (at exit: the Parquet* test classes share it).
     static func cleanUp() {
         lock.lock()
         defer { lock.unlock() }

@@ -270,7 +270,8 @@ public final class DocumentReader {
     /// True when the next `nextItem()` would wait for the queue (the files handed out so far are read),
     /// so a caller can process what it holds first.
     var waitsForQueue: Bool {
-        queue != nil && !queueFinished && stream == nil && sourceIndex >= sources.count
+        guard let queue, !(queue is FixedInputQueue) else { return false }  // a fixed list never blocks
+        return !queueFinished && stream == nil && sourceIndex >= sources.count
     }
 
     /// The file being read now (nil before the first and after the last).
