@@ -14,6 +14,9 @@ private final class SlowQueue: PrepareInputQueue, @unchecked Sendable {
     private let deleteWhenDone: Bool
     private(set) var log: [String] = []
     var failAfter: Int?
+    /// Called at each next(); its results are kept in `observed`.
+    var observe: (() -> Int)?
+    private(set) var observed: [Int] = []
 
     struct Failure: Error, Equatable { var message: String }
 
@@ -27,6 +30,7 @@ private final class SlowQueue: PrepareInputQueue, @unchecked Sendable {
         Thread.sleep(forTimeInterval: delay)
         lock.lock()
         defer { lock.unlock() }
+        if let observe { observed.append(observe()) }
         if let n = failAfter, log.filter({ $0.hasPrefix("next ") }).count == n { throw Failure(message: "download failed") }
         let path = pending.isEmpty ? nil : pending.removeFirst()
         log.append("next " + (path ?? "nil"))
@@ -88,6 +92,19 @@ final class DataPrepareInputTests: XCTestCase {
             XCTAssertEqual(queue.log, paths.flatMap { ["next " + $0, "done " + $0] } + ["next nil"])
             XCTAssertFalse(paths.contains { FileManager.default.fileExists(atPath: $0) })
         }
+    }
+
+    /// What was read before the queue is asked for the next file is tokenized and written first.
+    func testQueueTokenizesBeforeWaiting() throws {
+        let dir = try DataTestSupport.makeDirectory(self)
+        let text = DataDocumentTests.trickyText
+        let tokens = 1 + GPT2Tokenizer.gpt2.encode(text).count
+        for k in 0..<3 { try DataTestSupport.write(text, to: dir + "/\(k).txt") }
+        let out = try DataTestSupport.makeDirectory(self)
+        let queue = SlowQueue((0..<3).map { dir + "/\($0).txt" }, delay: 0, deleteWhenDone: false)
+        queue.observe = { ((try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []).filter { $0.hasSuffix(".npy") }.count }
+        try DatasetPreparer.prepare(queue: queue, outputDirectory: out, name: "ds", shardTokens: 100, valTokens: 0, threads: 2)
+        XCTAssertEqual(queue.observed, [0, tokens / 100, 2 * tokens / 100, 3 * tokens / 100])
     }
 
     func testQueueErrorsPassThrough() throws {

@@ -193,17 +193,17 @@ public enum DatasetPreparer {
             var bytes = 0
             var readError: Error?
             while bytes < batchBytes, batch.count < batchPieces {
-                // Tokenize what we hold before waiting for the next download.
-                if !batch.isEmpty, reader.waitsForQueue { break }
-                let item: RawItem?
+                let step: DocumentReader.Step
                 do {
-                    item = try reader.nextItem()
+                    // Tokenize what we hold before waiting for the next download.
+                    step = try reader.step(mayWait: batch.isEmpty)
                 } catch {
                     // Write what came before the error first, so the shards left behind do not depend on batching.
                     readError = error
                     break
                 }
-                guard let item else { done = true; break }
+                if case .end = step { done = true }
+                guard case let .item(item) = step else { break }  // (waiting for the queue: encode what we hold)
                 switch item {
                 case let .piece(p): bytes += p.bytes.count
                 case let .jsonLine(l): bytes += l.bytes.count

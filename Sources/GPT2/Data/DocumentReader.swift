@@ -241,10 +241,28 @@ public final class DocumentReader {
     /// caller (so `DatasetPreparer` parses JSON on its worker threads), or a span of a Parquet value
     /// (validated by the caller). Nil at the end. Errors are `DocumentError`s, or what the queue threw.
     func nextItem() throws -> RawItem? {
+        switch try step(mayWait: true) {
+        case let .item(item): return item
+        case .end, .waitingForQueue: return nil
+        }
+    }
+
+    /// What `step` found.
+    enum Step {
+        case item(RawItem)
+        /// The files handed out so far are read and the queue would have to be asked (only when `mayWait` is false).
+        case waitingForQueue
+        case end
+    }
+
+    /// The next item; with `mayWait` false, stops instead of asking a queue that may block for its
+    /// next file (so a caller can tokenize what it holds first). A fixed list of inputs never blocks.
+    func step(mayWait: Bool) throws -> Step {
         while true {
             if stream == nil {
                 if sourceIndex >= sources.count {
-                    guard try pullFromQueue() else { return nil }
+                    if !mayWait, let queue, !queueFinished, !(queue is FixedInputQueue) { return .waitingForQueue }
+                    guard try pullFromQueue() else { return .end }
                     continue
                 }
                 stream = try openStream(sources[sourceIndex])
@@ -259,19 +277,12 @@ public final class DocumentReader {
                 case .jsonLine: documents += 1
                 case let .span(s): if s.startsDocument { documents += 1 }
                 }
-                return item
+                return .item(item)
             }
             stream = nil  // closes the file before the queue may delete it
             if let path = queuedPathEnds.removeValue(forKey: sourceIndex) { queue?.done(path) }
             sourceIndex += 1
         }
-    }
-
-    /// True when the next `nextItem()` would wait for the queue (the files handed out so far are read),
-    /// so a caller can process what it holds first.
-    var waitsForQueue: Bool {
-        guard let queue, !(queue is FixedInputQueue) else { return false }  // a fixed list never blocks
-        return !queueFinished && stream == nil && sourceIndex >= sources.count
     }
 
     /// The file being read now (nil before the first and after the last).
