@@ -99,9 +99,10 @@ final class PlotTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
         XCTAssertNil(ReferenceDataset.forRun(directory: run), "no run.json")
         for n in ["edufineweb_val_000000.npy", "edufineweb_train_000001.npy"] { XCTAssertTrue(FileManager.default.createFile(atPath: data + "/" + n, contents: nil)) }
-        try Data(#"{"data": "\#(data)", "steps": 10}"#.utf8).write(to: URL(fileURLWithPath: run + "/run.json"))
+        let model = GPT2Config(numLayers: 1, numHeads: 1, channels: 8)
+        try TrainingRunTests.configuration(data: data, steps: 10).save(to: run + "/run.json", model: model)
         XCTAssertEqual(ReferenceDataset.forRun(directory: run), .fineWebEdu)
-        try Data(#"{"data": "\#(root)/nowhere"}"#.utf8).write(to: URL(fileURLWithPath: run + "/run.json"))
+        try TrainingRunTests.configuration(data: root + "/nowhere", steps: 10).save(to: run + "/run.json", model: model)
         XCTAssertNil(ReferenceDataset.forRun(directory: run))
 
         let series = syntheticRun()
