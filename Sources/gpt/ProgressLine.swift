@@ -22,10 +22,11 @@ final class ProgressLine {
         shown = true
     }
 
-    func finish() {
+    /// Ends the line; on a pipe, also writes the last state not yet written unless `showingLast` is false.
+    func finish(showingLast: Bool = true) {
         if tty {
             if shown { FileHandle.standardError.write(Data("\n".utf8)) }
-        } else if let pending {
+        } else if showingLast, let pending {
             FileHandle.standardError.write(Data((pending + "\n").utf8))
         }
         pending = nil

@@ -143,7 +143,7 @@ struct TrainSession {
                 + (group.nccl.map { ", NCCL from \($0.libraryPath)" } ?? ""))
         }
         say("data: \(configuration.data) (\(trainLoader.paths.count) train shard(s), \(valLoader == nil ? "no" : "\(valLoader!.paths.count)") val)")
-        say("batch: B=\(t.B) T=\(t.T) × \(world) rank(s), total \(t.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(t.maxSteps); lr \(t.maxLR) → \(t.maxLR * t.minLRFrac), warmup \(t.warmupSteps)")
+        say("batch: B=\(t.B) T=\(t.T) × \(world) rank(s), total \(t.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(t.maxSteps); lr \(String(format: "%g", t.maxLR)) → \(String(format: "%g", t.maxLR * t.minLRFrac)), warmup \(t.warmupSteps)")
         say("every: validation \(configuration.valEvery) (\(configuration.valSteps) batches), samples \(configuration.sampleEvery), checkpoint \(configuration.checkpointEvery) (keep \(configuration.keepCheckpoints))"
             + (configuration.hellaswagEvery.map { ", HellaSwag \($0) (\(hellaswag.count) examples)" } ?? ""))
         for n in notes { say("note: \(n)") }
@@ -288,7 +288,7 @@ final class RunPrinter {
     }
 
     private func endProgress() {
-        progress?.finish()
+        progress?.finish(showingLast: false)   // the result line follows
         progress = nil
     }
 }

@@ -150,8 +150,9 @@ extension RunConfiguration {
         t.overfitBatch = o.overfitBatch ?? false
 
         // Cadence: build-nanogpt's (val and samples every 250 steps, checkpoints every 5000) for
-        // long runs, about 20 validations and 4 checkpoints per run for short ones.
+        // long runs; for short ones about 20 validations, 5 samplings and 4 checkpoints per run.
         let every = c.embedded ? 50 : min(250, max(1, t.maxSteps / 20))
+        let sampling = c.embedded ? 100 : min(250, max(1, t.maxSteps / 5))
         let valBatches = max(1, c.valTokens / max(1, t.B * t.T * world + 1))
         var g = SpikeGuardOptions()
         if let z = o.skipLossZ { g.lossZ = z }
@@ -161,7 +162,7 @@ extension RunConfiguration {
             data: o.data ?? "", options: t,
             valEvery: o.valEvery ?? every,
             valSteps: o.valSteps ?? min(c.embedded ? 8 : 20, valBatches),
-            sampleEvery: o.sampleEvery ?? (c.embedded ? 100 : every),
+            sampleEvery: o.sampleEvery ?? sampling,
             samplePrompt: o.samplePrompt ?? (c.embedded ? "ROMEO:" : "Hello, I'm a language model,"),
             sampleTokens: o.sampleTokens ?? 32,
             checkpointEvery: o.checkpointEvery ?? (c.embedded ? 250 : min(5000, max(every, t.maxSteps / 4))),
