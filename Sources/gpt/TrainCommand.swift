@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
     @Option(help: "Model preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, dN) for random init.")
     var model: String?
 
-    @Option(help: "Start from weights: HF directory, llm.c .bin or checkpoint (replaces --model).")
+    @Option(help: "Start from weights: HF directory, hf://OWNER/NAME, llm.c .bin, checkpoint or run directory (replaces --model).")
     var `init`: String?
 
     @Option(help: "Layers (with --heads/--embd: an explicit shape instead of a preset).")
@@ -162,7 +162,7 @@ struct Train: ParsableCommand {
             restoredState = state
             say("resuming from \(latest) at step \(state.step)")
         } else if let path = `init` {
-            gpt = try loadModel(path: path)
+            gpt = try loadModel(path: modelPath(path))
         } else {
             gpt = GPT2(config: try requestedConfig() ?? GPT2Config.preset("gpt2")!)
             gpt.initializeRandom(seed: seed)
