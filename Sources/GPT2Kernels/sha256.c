@@ -59,27 +59,35 @@ static void blocksSHANI(uint32_t state[8], const uint8_t *data, size_t blocks) {
     __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);      // ABEF
     state1 = _mm_blend_epi16(state1, tmp, 0xF0);          // CDGH
 
+// Four rounds with schedule words m (group g): W + K, then two sha256rnds2.
+#define SHA_ROUNDS(m, g) do { \
+        __m128i wk = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * (g)])); \
+        state1 = _mm_sha256rnds2_epu32(state1, state0, wk); \
+        state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(wk, 0x0E)); \
+    } while (0)
+// w0 (W[t-16..]) becomes the next group: W[t] = W[t-16] + s0(W[t-15]) (msg1) + W[t-7] (alignr of
+// the groups w3, w2) + s1(W[t-2]) (msg2 with w3).
+#define SHA_SCHEDULE(w0, w1, w2, w3) \
+    w0 = _mm_sha256msg2_epu32(_mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4)), w3)
+
     for (; blocks; blocks--, data += 64) {
         __m128i abef = state0, cdgh = state1;
-        __m128i w[4];   // the last 16 schedule words, group g (words 4g..4g+3) in w[g & 3]
-        for (int g = 0; g < 16; g++) {
-            __m128i m;
-            if (g < 4) {
-                m = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16 * g)), byteSwap);
-            } else {
-                // W[t] = W[t-16] + s0(W[t-15]) (msg1) + W[t-7] (alignr of groups g-1, g-2) + s1(W[t-2]) (msg2)
-                m = _mm_sha256msg1_epu32(w[g & 3], w[(g + 1) & 3]);
-                m = _mm_add_epi32(m, _mm_alignr_epi8(w[(g + 3) & 3], w[(g + 2) & 3], 4));
-                m = _mm_sha256msg2_epu32(m, w[(g + 3) & 3]);
-            }
-            w[g & 3] = m;
-            __m128i wk = _mm_add_epi32(m, _mm_loadu_si128((const __m128i *)&K[4 * g]));
-            state1 = _mm_sha256rnds2_epu32(state1, state0, wk);
-            state0 = _mm_sha256rnds2_epu32(state0, state1, _mm_shuffle_epi32(wk, 0x0E));
+        __m128i m0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 0)), byteSwap);
+        __m128i m1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 16)), byteSwap);
+        __m128i m2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 32)), byteSwap);
+        __m128i m3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(data + 48)), byteSwap);
+        SHA_ROUNDS(m0, 0); SHA_ROUNDS(m1, 1); SHA_ROUNDS(m2, 2); SHA_ROUNDS(m3, 3);
+        for (int g = 4; g < 16; g += 4) {
+            SHA_SCHEDULE(m0, m1, m2, m3); SHA_ROUNDS(m0, g);
+            SHA_SCHEDULE(m1, m2, m3, m0); SHA_ROUNDS(m1, g + 1);
+            SHA_SCHEDULE(m2, m3, m0, m1); SHA_ROUNDS(m2, g + 2);
+            SHA_SCHEDULE(m3, m0, m1, m2); SHA_ROUNDS(m3, g + 3);
         }
         state0 = _mm_add_epi32(state0, abef);
         state1 = _mm_add_epi32(state1, cdgh);
     }
+#undef SHA_ROUNDS
+#undef SHA_SCHEDULE
 
     tmp = _mm_shuffle_epi32(state0, 0x1B);        // FEBA
     state1 = _mm_shuffle_epi32(state1, 0xB1);     // DCHG

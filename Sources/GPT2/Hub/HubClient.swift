@@ -131,7 +131,7 @@ public final class HubClient: Sendable {
     func getJSON(_ session: CurlSession, _ url: String, repo: HubRepo, revision: String,
                  path: String?) throws -> (body: [UInt8], head: HTTPResponseHead) {
         try http.retrying {
-            let (head, body, _) = try http.get(session, url: url, acceptCompressed: true)
+            let (head, body, _, _) = try http.get(session, url: url, acceptCompressed: true)
             guard (200..<300).contains(head.status) else {
                 throw http.failure(head, body: body, url: url, repo: repo, revision: revision, path: path)
             }

@@ -166,9 +166,9 @@ extension HubClient {
                 meter.received(Int64(done))
                 return true
             }
-            let head: HTTPResponseHead, body: [UInt8], first: HTTPResponseHead
+            let head: HTTPResponseHead, body: [UInt8], first: HTTPResponseHead, finalURL: String
             do {
-                (head, body, first) = try http.get(session, url: url, rangeStart: have, sink: sink)
+                (head, body, first, finalURL) = try http.get(session, url: url, rangeStart: have, sink: sink)
             } catch {
                 if let failure { throw failure }   // our own reason to stop beats curl's "write error"
                 throw error
@@ -181,7 +181,7 @@ extension HubClient {
                 throw RetryableFailure(error: .http(status: 416, url: redactedURL(url), detail: "range not satisfiable"))
             }
             guard (200..<300).contains(head.status) else {
-                throw http.failure(head, body: body, url: url, repo: set.repo, revision: set.revision, path: file.path)
+                throw http.failure(head, body: body, url: finalURL, repo: set.repo, revision: set.revision, path: file.path)
             }
             if let linked = first.header("x-linked-etag").map(normalizedETag), let sha = file.sha256, linked != sha {
                 throw HubError.badResponse(url: redactedURL(url), detail: "X-Linked-Etag \(linked) differs from the listed sha256 \(sha)")

@@ -86,10 +86,10 @@ final class HubHTTP: Sendable {
 
     /// One GET that follows redirects: to the same host with the token (a renamed repository),
     /// to another host without it (the CDN). `sink` receives a 2xx body; other bodies are returned.
-    /// - Returns: the final response, its collected body, and the first response (on the hub,
-    ///   which carries X-Repo-Commit / X-Linked-Etag / X-Linked-Size for redirected files).
+    /// - Returns: the final response, its collected body, the first response (on the hub, which
+    ///   carries X-Repo-Commit / X-Linked-Etag / X-Linked-Size for redirected files), and the final URL.
     func get(_ session: CurlSession, url start: String, rangeStart: Int64 = 0, acceptCompressed: Bool = false,
-             sink: HTTPBodySink? = nil) throws -> (head: HTTPResponseHead, body: [UInt8], first: HTTPResponseHead) {
+             sink: HTTPBodySink? = nil) throws -> (head: HTTPResponseHead, body: [UInt8], first: HTTPResponseHead, url: String) {
         var url = start
         var first: HTTPResponseHead?
         for _ in 0..<10 {
@@ -105,7 +105,7 @@ final class HubHTTP: Sendable {
                 throw HubError.network(url: error.url, detail: detail)
             }
             if first == nil { first = head }
-            guard head.isRedirect, let location = head.header("location") else { return (head, body, first ?? head) }
+            guard head.isRedirect, let location = head.header("location") else { return (head, body, first ?? head, url) }
             guard let next = URL(string: location, relativeTo: URL(string: url))?.absoluteURL.absoluteString,
                   URLOrigin(next) != nil else {
                 throw HubError.badResponse(url: redactedURL(url), detail: "redirect to an unusable location '\(redactedURL(location))'")
@@ -126,6 +126,8 @@ final class HubHTTP: Sendable {
             let after = head.header("retry-after").flatMap(Double.init)
             return RetryableFailure(error: .http(status: status, url: redactedURL(url), detail: detail), retryAfter: after)
         }
+        // A CDN's 4xx (an expired signed URL, say) says nothing about the repository.
+        if !isHubHost(url) { return HubError.http(status: status, url: redactedURL(url), detail: detail) }
         let page = environment.endpoint + "/" + repo.description
         let hasToken = environment.token != nil
         switch head.header("x-error-code") {
