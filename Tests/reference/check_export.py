@@ -8,8 +8,8 @@ raises otherwise).
       ORIGINAL's or GPT-2's (50257 entries, <|endoftext|> = 50256 as bos/eos), and both encode every
       text of CASES_JSON (Tests/Fixtures/tokenizer/cases.json, made with tiktoken) to its
       "ids_special" and decode them back. GenerationConfig.from_pretrained gives eos 50256.
-  check_export.py llmc HF_DIR BIN
-      Reads BIN as llm.c's model file (header: magic 20240326, version 3 = fp32 / 5 = bf16, maxT,
+  check_export.py llmc HF_DIR BIN [BIN ...]
+      Reads each BIN as llm.c's model file (header: magic 20240326, version 3 = fp32 / 5 = bf16, maxT,
       V, L, NH, C, Vp; then wte (Vp,C), wpe, ln1w, ln1b, qkvw (L,3C,C), qkvb, attprojw (L,C,C),
       attprojb, ln2w, ln2b, fcw (L,4C,C), fcb, fcprojw (L,C,4C), fcprojb, lnfw, lnfb) with numpy,
       and compares every tensor with the HF model's (Conv1D weights transposed, padding rows 0).
@@ -52,15 +52,20 @@ def check_hf(original, exported, cases_path):
     print("ok")
 
 
-def check_llmc(hf_dir, path):
+def check_llmc(hf_dir, paths):
     from transformers import GPT2LMHeadModel
 
     model = GPT2LMHeadModel.from_pretrained(hf_dir, dtype=torch.float32)
     sd = {k: v.numpy() for k, v in model.state_dict().items()}
+    for path in paths:
+        check_llmc_file(model.config, sd, path)
+    print("ok")
+
+
+def check_llmc_file(cfg, sd, path):
     raw = open(path, "rb").read()
     header = np.frombuffer(raw[:1024], dtype="<i4")
     magic, version, maxT, V, L, NH, C, Vp = (int(x) for x in header[:8])
-    cfg = model.config
     assert magic == 20240326, magic
     assert version in (3, 5), version
     assert (maxT, V, L, NH, C) == (cfg.n_positions, cfg.vocab_size, cfg.n_layer, cfg.n_head, cfg.n_embd), header[:8]
@@ -93,15 +98,14 @@ def check_llmc(hf_dir, path):
     offset = 0
     for i, t in enumerate(tensors):
         got = data[offset:offset + t.size].reshape(t.shape)
-        assert np.array_equal(got, expect(t)), f"tensor {i} differs"
+        assert np.array_equal(got, expect(t)), f"{path}: tensor {i} differs"
         offset += t.size
-    print("ok")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "hf":
         check_hf(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "llmc":
-        check_llmc(sys.argv[2], sys.argv[3])
+        check_llmc(sys.argv[2], sys.argv[3:])
     else:
         raise SystemExit(f"unknown check {sys.argv[1]}")
