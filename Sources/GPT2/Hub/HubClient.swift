@@ -167,7 +167,10 @@ public final class HubClient: Sendable {
             }
             for item in items {
                 if item.type == "directory" { folders.append(item.path); continue }
-                guard item.type == "file", let size = item.size, let oid = item.oid, isSafeRelativePath(item.path) else { continue }
+                guard item.type == "file", let size = item.size, let oid = item.oid else { continue }
+                guard isSafeRelativePath(item.path) else {
+                    throw HubError.badResponse(url: pageURL, detail: "the listing has an unsafe path '\(item.path)'")
+                }
                 let sha = item.lfs.map { $0.oid.lowercased() }
                 if let sha, !(sha.utf8.count == 64 && sha.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }) {
                     throw HubError.badResponse(url: pageURL, detail: "LFS oid '\(sha)' of '\(item.path)' is not a sha256")
