@@ -154,10 +154,13 @@ struct BenchGenerate: ParsableCommand {
         print("model: \(describe(c)); prompt \(promptTokens) tokens, \(maxTokens) new; threads \(Parallel.threadCount)")
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {
-            let gen = Generator(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)
-            gen.twoPassHead = !fullHead
+            let decoder = try CPUDecoder(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)
+            decoder.twoPassHead = !fullHead
             let t0 = DispatchTime.now().uptimeNanoseconds
-            _ = gen.generate(prompt: prompt, maxNewTokens: maxTokens, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
+            var rng = SplitMix64(seed: 42)
+            let sampler = Sampler(topK: 50, temperature: 1)
+            var next = try decoder.next(tokens: prompt, n: prompt.count, sampler: sampler, rng: &rng)
+            for _ in 1..<max(1, maxTokens) { next = try decoder.next(tokens: next, n: 1, sampler: sampler, rng: &rng) }
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
         }
         print(String(format: "tok/s %.1f", Double(maxTokens) / best))

@@ -13,7 +13,7 @@ func wantsCUDA(_ device: ComputeDevice, environment: [String: String] = ProcessI
         guard case .cuda(let r) = try device.resolve() else { return nil }
         return r
     case .auto:
-        guard environment["GPT2_CUDA_AUTO"] != "0" else { return nil }
+        guard Settings(environment: environment).cudaAuto else { return nil }
         if case .cuda(let r) = try device.resolve() { return r }
         return nil
     }

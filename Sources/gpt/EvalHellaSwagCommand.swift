@@ -30,8 +30,10 @@ struct EvalHellaSwag: ParsableCommand {
     @Option(help: "URL for --download.")
     var url: String = HellaSwag.officialURL
 
-    @Option(help: "Most tokens (rows × length) per forward pass; examples are packed up to it.")
-    var tokensPerForward: Int = 1024
+    @Option(help: "Most tokens (rows × length) per forward pass; examples are packed up to it (default: what the engine prefers, 1024 on the CPU).")
+    var tokensPerForward: Int?
+
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Flag(help: "No progress line on stderr.")
     var quiet = false
@@ -44,7 +46,7 @@ struct EvalHellaSwag: ParsableCommand {
             throw ValidationError("--download only fetches the file; run again with --model and --data to score it")
         }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if tokensPerForward < 1 { throw ValidationError("--tokens-per-forward must be at least 1") }
+        if let tokensPerForward, tokensPerForward < 1 { throw ValidationError("--tokens-per-forward must be at least 1") }
     }
 
     func run() throws {
@@ -61,14 +63,15 @@ struct EvalHellaSwag: ParsableCommand {
             let mine = (examples.count - group.rank + group.worldSize - 1) / group.worldSize
             let t0 = Date()
             let showProgress = !quiet && group.isMain
-            let local = evaluateHellaSwag(model: gpt, examples: examples, rank: group.rank, worldSize: group.worldSize,
+            let progress = ProgressLine()
+            let engine = try makeInferenceEngine(gpt, deviceOptions)
+            let local = try evaluateHellaSwag(engine: engine, examples: examples, rank: group.rank, worldSize: group.worldSize,
                                           maxTokensPerForward: tokensPerForward) { r in
                 guard showProgress else { return }
                 let rate = Double(r.total) / max(Date().timeIntervalSince(t0), 1e-9)
-                FileHandle.standardError.write(Data(String(format: "\rhellaswag %d/%d | acc_norm %.4f | %.1f examples/s ",
-                                                           r.total, mine, r.accNorm, rate).utf8))
+                progress.update(String(format: "hellaswag %d/%d | acc_norm %.4f | %.1f examples/s", r.total, mine, r.accNorm, rate))
             }
-            if showProgress { FileHandle.standardError.write(Data("\n".utf8)) }
+            progress.finish()
             let r = try local.summed(over: group.reducer)
             group.say("examples \(r.total)")
             group.say(String(format: "acc %.4f (%d/%d)", r.acc, r.correct, r.total))

@@ -10,4 +10,12 @@ struct GPTCommand: ParsableCommand {
         subcommands: [Train.self, Prepare.self, Sample.self, Eval.self, Export.self, Plot.self, Encode.self, Decode.self, Bench.self, Info.self, Selftest.self],
         defaultSubcommand: Train.self
     )
+
+    /// Line-buffered stdout, so `gpt train > out.txt` or `| tee` has every line at once, even
+    /// after a crash or kill -9.
+    static func main() {
+        StandardOutput.useLineBuffering()
+        Self.main(nil)
+    }
 }
+

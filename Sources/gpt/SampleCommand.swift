@@ -28,11 +28,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 42
 
-    @Option(help: "Device: cpu, cuda (no KV cache: each token re-runs the batch; the LM head on the host), or auto (CUDA when usable, else the CPU).")
-    var device: ComputeDevice = .cpu
-
-    @Option(help: "CUDA precision: bf16 or fp32.")
-    var precision: CUDAPrecision = .bf16
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Flag(help: "Print each sample's new token ids (space-separated, one line per sample) instead of text.")
     var ids = false
@@ -45,25 +41,26 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        let report = try wantsCUDA(device)
+        let report = try deviceOptions.cudaReport()
         let gpt = try resolveModel(model)
         let tok = GPT2Tokenizer.gpt2
         let promptIds = tok.encode(prompt)
         guard !promptIds.isEmpty else { throw ValidationError("--prompt is empty") }
-        guard promptIds.count < gpt.config.maxSeqLen else {
-            throw ValidationError("the prompt has \(promptIds.count) tokens; the model's context is \(gpt.config.maxSeqLen)")
-        }
+        try gpt.checkTokens(promptIds)
         let total = min(gpt.config.maxSeqLen, promptIds.count + maxTokens)
         let sampler = Sampler(topK: topK, temperature: temperature)
         let samples: [[Int32]]
         if report != nil {
-            let ctx = try openCUDA(ordinal: 0, precision: precision, headSize: gpt.config.headSize)
+            guard promptIds.count < gpt.config.maxSeqLen else {
+                throw ValidationError("the prompt has \(promptIds.count) tokens; the model's context is \(gpt.config.maxSeqLen)")
+            }
+            let ctx = try openCUDA(ordinal: 0, precision: deviceOptions.cudaPrecision, headSize: gpt.config.headSize)
             FileHandle.standardError.write(Data((describeCUDA(ctx) + "\n").utf8))
             let engine = try makeCUDAEngine(gpt, B: numSamples, T: total, context: ctx)
             samples = try CUDAGenerator(engine: engine, host: gpt).generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
         } else {
-            let generator = Generator(model: gpt, samples: numSamples, maxLength: total)
-            samples = generator.generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
+            try deviceOptions.checkCPUPrecision()
+            samples = try Generator(engine: gpt, samples: numSamples).generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
         }
         for s in samples {
             if ids {

@@ -2,24 +2,45 @@ import ArgumentParser
 import Foundation
 import GPT2
 
-/// Set by SIGINT/SIGTERM; the loop finishes the current step, checkpoints and exits 0.
-nonisolated(unsafe) var stopSignal: Int32 = 0
-
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a GPT-2 (build-nanogpt's recipe). With no arguments: a small GPT on the embedded Shakespeare.",
         discussion: """
-        With --data DIR of FineWeb-Edu shards the defaults reproduce build-nanogpt's 124M run \
-        (total batch 524,288 tokens, max-lr 6e-4, min 10%, warmup 715, 19,073 steps, weight decay \
-        0.1, clip 1.0). With no --data, the embedded Shakespeare is prepared into data/shakespeare \
-        and a 4-layer, 256-wide GPT is trained for 500 steps (about 5 minutes on 2 CPU cores).
-        RUN_DIR gets log.txt (build-nanogpt's format), metrics.jsonl, checkpoints and loss.svg.
-        Ctrl-C finishes the current step, writes a checkpoint and exits; --resume continues it.
-        Data parallel (build-nanogpt's DDP): `mpirun -np N gpt train ...` or `srun gpt train ...`
-        starts N ranks; each reads its own stride of the data, gradients are averaged with
-        MPI_Allreduce once per step, and only rank 0 prints and writes files. --total-batch counts
-        all ranks. Resume with the same number of ranks. --hellaswag-every N with
-        --hellaswag-data FILE logs `<step> hella <acc_norm>`, the examples split across ranks.
+        With no --data, the embedded Shakespeare is prepared into data/shakespeare and a 4-layer, \
+        256-wide GPT is trained for 500 steps (about 5 minutes on 2 CPU cores). With --data DIR \
+        the defaults follow build-nanogpt's 124M recipe (total batch 524,288 tokens, max-lr 6e-4, \
+        min 10%, warmup 715 of 19,073 steps, weight decay 0.1, clip 1.0) scaled to the data: one \
+        epoch, at most 1% of the data per step, warmup 3.75% of the steps; the header says what \
+        was chosen and why.
+
+        RUN_DIR (--out, default runs/<date-time>) gets run.json (everything needed to continue), \
+        log.txt (build-nanogpt's format), metrics.jsonl, TensorBoard event files (`tensorboard \
+        --logdir runs`; --no-tensorboard), checkpoints (the newest --keep-checkpoints, and always \
+        the newest healthy one) and loss.svg. One process at a time owns a run directory (a lock; \
+        a second gpt train on it stops with the holder's pid).
+
+        Stopping and resuming: Ctrl-C, SIGTERM, SIGHUP or SIGUSR1 (Slurm's --signal=USR1@N before \
+        a time limit) stop at the next micro-step: the partial step is dropped, a checkpoint of \
+        the last whole step is written, and the command to continue is printed. A second Ctrl-C \
+        exits at once without a checkpoint (files are written atomically: nothing is damaged). \
+        --resume continues the run in --out (default: the newest run under runs/ that holds a \
+        checkpoint) with everything from its run.json: data, schedule, cadence, prompt, HellaSwag \
+        settings. Options given again override them (with a note); batch shape, seed and \
+        shuffling cannot change. Logs are trimmed to the checkpoint's step, so each step appears \
+        once; on the CPU the continuation is bit-identical. --auto-resume --out RUN resumes when RUN \
+        holds a checkpoint and starts the run otherwise (the same command for every requeue of a \
+        cluster job; --model/--init only apply to the start).
+
+        Loss-spike guard (llm.c -sl/-sg): an update is skipped when the loss z-score over the last \
+        128 steps exceeds --skip-loss-z (default 6), or the gradient-norm z-score exceeds \
+        --skip-grad-z (default 0: off), or the loss exceeds twice ln(vocab); after --max-skips \
+        skips in a row the run stops and names the newest healthy checkpoint. --skip-loss-z 0 \
+        --skip-grad-z 0 turns the guard off.
+
+        Data parallel (build-nanogpt's DDP): `mpirun -np N gpt train ...`, `srun gpt train ...` or \
+        torchrun-style variables start N ranks; each reads its own stride of the data, gradients \
+        are averaged once per step, only rank 0 prints and writes. --total-batch counts all ranks. \
+        Resume with the same number of ranks.
         """)
 
     @Option(help: "Directory of *_train_*/*_val_* shards (.npy or .bin). Default: the embedded Shakespeare.")
@@ -31,68 +52,92 @@ struct Train: ParsableCommand {
     @Option(help: "Start from weights: HF directory, hf://OWNER/NAME, llm.c .bin, checkpoint or run directory (replaces --model).")
     var `init`: String?
 
-    @Option(help: "Layers (with --heads/--embd: an explicit shape instead of a preset).")
+    @Option(parsing: .unconditional, help: "Layers (with --heads/--embd: an explicit shape instead of a preset).")
     var layers: Int?
-    @Option(help: "Attention heads.")
+    @Option(parsing: .unconditional, help: "Attention heads.")
     var heads: Int?
-    @Option(help: "Channels (embedding width).")
+    @Option(parsing: .unconditional, help: "Channels (embedding width).")
     var embd: Int?
-    @Option(help: "Context length of a new model.")
+    @Option(parsing: .unconditional, help: "Context length of a new model.")
     var seq: Int?
 
-    @Option(name: .customShort("B"), help: "Micro-batch size (llm.c -b).")
+    @Option(name: .customShort("B"), parsing: .unconditional, help: "Micro-batch size (llm.c -b). Default: 4 on the CPU, 64 on a GPU (16 above 200M parameters).")
     var batch: Int?
-    @Option(name: .customShort("T"), help: "Sequence length (llm.c -t).")
+    @Option(name: .customShort("T"), parsing: .unconditional, help: "Sequence length (llm.c -t). Default: 1024 or the model's context.")
     var seqLen: Int?
-    @Option(help: "Tokens per optimizer step, all ranks and micro-steps (llm.c -d).")
+    @Option(parsing: .unconditional, help: "Tokens per optimizer step, all ranks and micro-steps (llm.c -d).")
     var totalBatch: Int?
-    @Option(help: "Optimizer steps (llm.c -x).")
+    @Option(parsing: .unconditional, help: "Optimizer steps (llm.c -x). Default: one epoch of the data.")
     var maxSteps: Int?
-    @Option(help: "Peak learning rate (llm.c -l).")
+    @Option(parsing: .unconditional, help: "Peak learning rate (llm.c -l).")
     var maxLr: Double?
-    @Option(help: "Final learning rate as a fraction of --max-lr (llm.c -q).")
+    @Option(parsing: .unconditional, help: "Final learning rate as a fraction of --max-lr (llm.c -q).")
     var minLrFrac: Double?
-    @Option(help: "Linear warmup steps (llm.c -u).")
+    @Option(parsing: .unconditional, help: "Linear warmup steps (llm.c -u).")
     var warmupSteps: Int?
-    @Option(help: "AdamW weight decay on 2-D tensors (llm.c -c).")
+    @Option(parsing: .unconditional, help: "AdamW weight decay on 2-D tensors (llm.c -c).")
     var weightDecay: Double?
-    @Option(help: "Gradient clipping by global norm.")
+    @Option(parsing: .unconditional, help: "Gradient clipping by global norm.")
     var gradClip: Double?
-    @Option(help: "Validation every N steps (llm.c -v).")
+    @Option(parsing: .unconditional, help: "Validation every N steps (llm.c -v).")
     var valEvery: Int?
-    @Option(help: "Validation batches (llm.c -m).")
+    @Option(parsing: .unconditional, help: "Validation batches (llm.c -m).")
     var valSteps: Int?
-    @Option(help: "Samples every N steps (llm.c -s).")
+    @Option(parsing: .unconditional, help: "Samples every N steps (llm.c -s).")
     var sampleEvery: Int?
     @Option(help: "Prompt for samples.")
     var samplePrompt: String?
-    @Option(help: "Checkpoint every N steps (llm.c -n); one is always written at the end.")
+    @Option(parsing: .unconditional, help: "New tokens per sample (0: no samples).")
+    var sampleTokens: Int?
+    @Option(parsing: .unconditional, help: "Checkpoint every N steps (llm.c -n); one is always written at the end.")
     var checkpointEvery: Int?
-    @Option(help: "Keep the newest K checkpoints.")
-    var keepCheckpoints: Int = 2
-    @Option(help: "Run directory (default: runs/<date-time>; with --resume: the newest under runs/).")
+    @Option(parsing: .unconditional, help: "Keep the newest K checkpoints (and always the newest healthy one).")
+    var keepCheckpoints: Int?
+    @Option(help: "Run directory (default: runs/<date-time>; with --resume: the newest run under runs/ holding a checkpoint).")
     var out: String?
-    @Flag(help: "Continue from the newest checkpoint in the run directory.")
+    @Flag(help: "Continue the run in --out from its newest checkpoint, with its saved options.")
     var resume = false
-    @Option(help: "Random seed (initialisation, shuffling).")
-    var seed: UInt64 = 1337
+    @Flag(help: "Resume the run in --out when it holds a checkpoint, else start it (for requeued cluster jobs, llm.c -y 1).")
+    var autoResume = false
+    @Option(parsing: .unconditional, help: "Random seed (initialisation, shuffling).")
+    var seed: UInt64?
     @Flag(help: "Permute shards and documents every epoch (avoids build-nanogpt's periodic loss).")
     var shuffle = false
-    @Option(help: "Device: auto (CUDA when `gpt info` finds a usable GPU, else the CPU; GPT2_CUDA_AUTO=0 keeps the CPU), cpu, or cuda (see 'gpt info'; one GPU per rank, LOCAL_RANK picks it).")
-    var device: ComputeDevice = .auto
-    @Option(help: "CUDA precision: bf16 (llm.c's mixed precision: bf16 activations, fp32 master weights) or fp32 (no TF32; parity).")
-    var precision: CUDAPrecision = .bf16
+    @OptionGroup var deviceOptions: DeviceOptions
     @Flag(help: "Train on one batch over and over (a sanity check: the loss should go to ~0).")
     var overfitBatch = false
-    @Option(help: "HellaSwag every N steps (build-nanogpt: 250); needs --hellaswag-data.")
+    @Option(parsing: .unconditional, help: "HellaSwag every N steps (build-nanogpt: 250); needs --hellaswag-data.")
     var hellaswagEvery: Int?
     @Option(help: "HellaSwag file: the official jsonl or llm.c's hellaswag_val.bin ('gpt eval hellaswag --download DIR').")
     var hellaswagData: String?
-    @Option(help: "Score only the first N HellaSwag examples.")
+    @Option(parsing: .unconditional, help: "Score only the first N HellaSwag examples.")
     var hellaswagLimit: Int?
+    @Flag(help: "Do not write TensorBoard event files.")
+    var noTensorboard = false
+    @Option(parsing: .unconditional, help: "Skip the update when the loss z-score over the last 128 steps exceeds this (llm.c -sl; 0: off).")
+    var skipLossZ: Double?
+    @Option(parsing: .unconditional, help: "Skip the update when the gradient-norm z-score exceeds this (llm.c -sg; 0: off).")
+    var skipGradZ: Double?
+    @Option(parsing: .unconditional, help: "Stop after this many skipped updates in a row.")
+    var maxSkips: Int?
 
-    /// The embedded default: small enough for ~10 minutes on 2 cores, big enough to learn words.
+    /// The embedded default: small enough for minutes on 2 cores, big enough to learn words.
     var embedded: Bool { data == nil }
+
+    /// What the command line gave explicitly.
+    var overrides: RunOverrides {
+        var o = RunOverrides()
+        o.data = data
+        o.B = batch; o.T = seqLen; o.totalBatch = totalBatch; o.maxSteps = maxSteps
+        o.maxLR = maxLr; o.minLRFrac = minLrFrac; o.warmupSteps = warmupSteps; o.weightDecay = weightDecay; o.gradClip = gradClip
+        o.seed = seed; o.shuffle = shuffle ? true : nil; o.overfitBatch = overfitBatch ? true : nil
+        o.valEvery = valEvery; o.valSteps = valSteps; o.sampleEvery = sampleEvery; o.samplePrompt = samplePrompt
+        o.sampleTokens = sampleTokens; o.checkpointEvery = checkpointEvery; o.keepCheckpoints = keepCheckpoints
+        o.hellaswagEvery = hellaswagEvery; o.hellaswagData = hellaswagData; o.hellaswagLimit = hellaswagLimit
+        o.tensorboard = noTensorboard ? false : nil
+        o.skipLossZ = skipLossZ; o.skipGradZ = skipGradZ; o.maxSkips = maxSkips
+        return o
+    }
 
     func validate() throws {
         if model != nil && `init` != nil { throw ValidationError("give --model or --init, not both") }
@@ -101,24 +146,37 @@ struct Train: ParsableCommand {
         }
         for (name, v) in [("-B", batch), ("-T", seqLen), ("--total-batch", totalBatch), ("--max-steps", maxSteps),
                           ("--val-every", valEvery), ("--val-steps", valSteps), ("--sample-every", sampleEvery),
-                          ("--checkpoint-every", checkpointEvery), ("--hellaswag-every", hellaswagEvery),
-                          ("--hellaswag-limit", hellaswagLimit)] {
-            if let v, v < 1 { throw ValidationError("\(name) must be at least 1") }
+                          ("--checkpoint-every", checkpointEvery), ("--keep-checkpoints", keepCheckpoints),
+                          ("--hellaswag-every", hellaswagEvery), ("--hellaswag-limit", hellaswagLimit), ("--max-skips", maxSkips),
+                          ("--layers", layers), ("--heads", heads), ("--embd", embd), ("--seq", seq)] {
+            if let v, v < 1 { throw ValidationError("\(name) must be at least 1 (got \(v))") }
         }
-        if keepCheckpoints < 1 { throw ValidationError("--keep-checkpoints must be at least 1") }
-        if (hellaswagEvery == nil) != (hellaswagData == nil) {
+        for (name, v) in [("--warmup-steps", warmupSteps), ("--sample-tokens", sampleTokens)] {
+            if let v, v < 0 { throw ValidationError("\(name) must not be negative (got \(v))") }
+        }
+        for (name, v) in [("--max-lr", maxLr), ("--min-lr-frac", minLrFrac), ("--weight-decay", weightDecay),
+                          ("--grad-clip", gradClip), ("--skip-loss-z", skipLossZ), ("--skip-grad-z", skipGradZ)] {
+            if let v, !(v.isFinite && v >= 0) { throw ValidationError("\(name) must be a finite number >= 0 (got \(v))") }
+        }
+        if let v = maxLr, v == 0 { throw ValidationError("--max-lr must be positive") }
+        if let v = minLrFrac, v > 1 { throw ValidationError("--min-lr-frac is a fraction of --max-lr: at most 1 (got \(v))") }
+        if !resume && (hellaswagEvery == nil) != (hellaswagData == nil) {
             throw ValidationError("--hellaswag-every and --hellaswag-data go together")
+        }
+        if autoResume && (resume || out == nil) { throw ValidationError("--auto-resume needs --out RUN_DIR (and replaces --resume)") }
+        if resume && (model != nil || `init` != nil) {
+            throw ValidationError("--resume continues the run's own model; drop --model/--init")
         }
     }
 
     func run() throws {
-        let report = try wantsCUDA(device)   // --device cuda without a usable GPU throws the `gpt info` report
+        let report = try deviceOptions.cudaReport()   // --device cuda without a usable GPU throws the `gpt info` report
         var group = try ProcessGroup.start(mpiOptional: report != nil)
         var context: CUDAContext?
         if let report {
             do {
                 let ordinal = deviceOrdinal(localRank: group.launch.localRank, visibleDevices: report.devices.count)
-                context = try openCUDA(ordinal: ordinal, precision: precision, headSize: try requestedConfig()?.headSize ?? 64)
+                context = try openCUDA(ordinal: ordinal, precision: deviceOptions.cudaPrecision, headSize: try requestedConfig()?.headSize ?? 64)
                 try group.attachNCCL(context: context!)
             } catch {
                 if group.launch.isDistributed {
@@ -127,181 +185,11 @@ struct Train: ParsableCommand {
                 }
                 throw error
             }
+        } else {
+            try deviceOptions.checkCPUPrecision()
         }
         let g = group
-        try g.run { try train(g, cuda: context) }
-    }
-
-    /// The run on one rank; with several ranks only rank 0 (`group.isMain`) prints and writes.
-    /// `cuda`: train on that GPU (the `GPT2` stays the host copy for checkpoints, samples, HellaSwag).
-    func train(_ group: ProcessGroup, cuda: CUDAContext?) throws {
-        let say = group.say
-        let dataDir = try prepareDataIfNeeded(group)
-        let runDir = try resolveRunDirectory(group)
-        let latest = resume ? try newestCheckpoint(in: runDir) : nil
-        if resume && latest == nil { say("no checkpoint in \(runDir): starting a new run there") }
-
-        // Model and options: a checkpoint's own options win on resume (bit-identical continuation).
-        let gpt: GPT2
-        var opts = defaultOptions(worldSize: group.worldSize)
-        var restoredState: Trainer.State?
-        if let latest {
-            let (m, meta) = try loadCheckpoint(path: latest)
-            guard let json = meta["trainer"], let state = try? JSONDecoder().decode(Trainer.State.self, from: Data(json.utf8)) else {
-                throw CLIError("'\(latest)' has no trainer state; it is not a training checkpoint")
-            }
-            if let requested = try requestedConfig(), requested != m.config {
-                throw CLIError("'\(latest)' holds a model of another shape (\(describe(m.config))) than requested (\(describe(requested)))")
-            }
-            guard state.worldSize == group.worldSize else {
-                throw CLIError("'\(latest)' was written by a run with \(state.worldSize) rank(s); resume it with \(state.worldSize) (this run has \(group.worldSize)), since each rank's data position depends on the count")
-            }
-            gpt = m
-            opts = state.options
-            if let maxSteps { opts.maxSteps = maxSteps }
-            restoredState = state
-            say("resuming from \(latest) at step \(state.step)")
-        } else if let path = `init` {
-            gpt = try loadModel(path: modelPath(path))
-        } else {
-            gpt = GPT2(config: try requestedConfig() ?? GPT2Config.preset("gpt2")!)
-            gpt.initializeRandom(seed: seed)
-        }
-        let c = gpt.config
-        guard opts.T <= c.maxSeqLen else { throw ValidationError("-T \(opts.T) exceeds the model's context of \(c.maxSeqLen)") }
-
-        let (rank, world) = (group.rank, group.worldSize)
-        let trainLoader = try DataLoader(directory: dataDir, split: .train, B: opts.B, T: opts.T, rank: rank, worldSize: world,
-                                         shuffle: opts.shuffle, seed: opts.seed)
-        // No val shards: train without validation; a val shard that is unusable is an error.
-        let valLoader: DataLoader?
-        do {
-            valLoader = try DataLoader(directory: dataDir, split: .val, B: opts.B, T: opts.T, rank: rank, worldSize: world)
-        } catch DataLoaderError.noShards {
-            valLoader = nil
-        }
-        var engine: CUDABackend?
-        if var ctx = cuda {
-            if ctx.headSize != c.headSize {   // the context was compiled before the model was known
-                guard world == 1 else { throw CLIError("the model's head size is \(c.headSize), not \(ctx.headSize): pass --layers/--heads/--embd for it") }
-                ctx = try openCUDA(ordinal: ctx.device.ordinal, precision: ctx.precision, headSize: c.headSize)
-            }
-            engine = try makeCUDAEngine(gpt, B: opts.B, T: opts.T, context: ctx, includeOptimizer: restoredState != nil)
-        }
-        /// Brings the host `gpt` up to date with the GPU (checkpoints, samples, HellaSwag).
-        func syncHost(optimizer: Bool) throws { try engine?.copyState(to: gpt, includeOptimizer: optimizer) }
-        let trainer = try Trainer(engine: engine ?? gpt, options: opts, train: trainLoader, val: valLoader, reducer: group.gradientReducer)
-        if let restoredState { try trainer.restore(restoredState) }
-        let log = group.isMain ? try RunLog(directory: runDir, truncate: restoredState == nil) : nil
-        var hellaswag: [HellaSwagExample] = []
-        if let path = hellaswagData {
-            hellaswag = try HellaSwag.load(path: path, limit: hellaswagLimit)
-            try HellaSwag.validate(hellaswag, vocabSize: c.vocabSize)
-        }
-
-        let valEvery = self.valEvery ?? (embedded ? 50 : 250)
-        let valSteps = self.valSteps ?? (embedded ? 8 : 20)
-        let sampleEvery = self.sampleEvery ?? (embedded ? 100 : 250)
-        let checkpointEvery = self.checkpointEvery ?? (embedded ? 250 : 5000)
-        let prompt = samplePrompt ?? (embedded ? "ROMEO:" : "Hello, I'm a language model,")
-
-        say("model: \(describe(c)); \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threadCount) threads")
-        if let notice = BLAS.notice { say(notice) }
-        if let engine { say(describeCUDA(engine.context)) }
-        if world > 1 {
-            say("data parallel: \(world) ranks (\(group.launch.launcher.rawValue))" + (group.mpi.map { ", MPI from \($0.libraryPath)" } ?? "")
-                + (group.nccl.map { ", NCCL from \($0.libraryPath)" } ?? ""))
-        }
-        say("data: \(dataDir) (\(trainLoader.paths.count) train shard(s), \(valLoader == nil ? "no" : "\(valLoader!.paths.count)") val)")
-        say("batch: B=\(opts.B) T=\(opts.T) × \(world) rank(s), total \(opts.totalBatch) tokens = \(trainer.gradAccumSteps) micro-step(s); steps \(opts.maxSteps); lr \(opts.maxLR) → \(opts.maxLR * opts.minLRFrac), warmup \(opts.warmupSteps)")
-        if let path = hellaswagData { say("hellaswag: \(hellaswag.count) examples from \(path) every \(hellaswagEvery!) steps") }
-        say("run directory: \(runDir)")
-
-        signal(SIGINT) { _ in stopSignal = 1 }
-        signal(SIGTERM) { _ in stopSignal = 1 }
-        var lastCheckpoint: String? = latest
-        func checkpoint() throws {
-            guard group.isMain else { return }
-            let path = runDir + "/" + String(format: "checkpoint_%06d.safetensors", trainer.step)
-            let state = String(decoding: try JSONEncoder().encode(trainer.state), as: UTF8.self)
-            try syncHost(optimizer: true)
-            try saveCheckpoint(gpt, includeOptimizer: true, metadata: ["trainer": state], to: path)
-            lastCheckpoint = path
-            print("checkpoint: \(path)")
-            let all = try checkpoints(in: runDir)
-            for old in all.dropLast(keepCheckpoints) { try? FileManager.default.removeItem(atPath: old) }
-        }
-
-        while trainer.step < opts.maxSteps {
-            let step = trainer.step
-            let last = step == opts.maxSteps - 1
-            let valProgress = group.isMain ? ProgressLine() : nil
-            if valLoader != nil && (step % valEvery == 0 || last),
-               let v = try trainer.validationLoss(steps: valSteps, progress: { valProgress?.update("validation \($0)/\($1)") }) {
-                valProgress?.finish()
-                say(String(format: "validation loss: %.4f", v))
-                try log?.record(step: step, kind: "val", value: Double(v))
-            }
-            if let every = hellaswagEvery, step % every == 0 || last {
-                try syncHost(optimizer: false)   // on CUDA: scored on the CPU copy (no GPU HellaSwag yet)
-                let r = try evaluateHellaSwag(model: gpt, examples: hellaswag, rank: rank, worldSize: world).summed(over: group.reducer)
-                say(String(format: "HellaSwag accuracy: %d/%d=%.4f (acc %.4f)", r.correctNorm, r.total, r.accNorm, r.acc))
-                try log?.record(step: step, kind: "hella", value: r.accNorm,
-                                fields: ["acc": r.acc, "total": Double(r.total), "correct": Double(r.correct), "correct_norm": Double(r.correctNorm)])
-            }
-            if group.isMain && step > 0 && (step % sampleEvery == 0 || last) {
-                try syncHost(optimizer: false)
-                printSamples(gpt, prompt: prompt)
-            }
-            let s: StepStats
-            do {
-                s = try trainer.trainStep()
-            } catch let e as TrainingError {
-                throw CLIError("\(e.localizedDescription); last good checkpoint: \(lastCheckpoint ?? "none")")
-            }
-            say(String(format: "step %5d | loss: %.6f | lr %.4e | norm: %.4f | dt: %.2fms | tok/sec: %.2f",
-                       s.step, s.loss, s.lr, s.norm, s.seconds * 1000, s.tokensPerSecond)
-                + mfuText(engine?.context, tokensPerSecond: s.tokensPerSecond / Double(world), config: c, T: opts.T))
-            try log?.record(step: s.step, kind: "train", value: Double(s.loss),
-                            fields: ["lr": s.lr, "norm": Double(s.norm), "ms": s.seconds * 1000, "tok_per_sec": s.tokensPerSecond])
-            // Every rank must stop after the same step: a signal seen by any rank stops all.
-            let stop = group.reducer == nil ? stopSignal != 0 : try group.reducer!.sum([Double(stopSignal)])[0] > 0
-            if stop {
-                say("interrupted: saving a checkpoint; continue with --resume --out \(runDir)")
-                try checkpoint()
-                try writePlot(runDir, group)
-                return
-            }
-            if trainer.step % checkpointEvery == 0 || trainer.step == opts.maxSteps { try checkpoint() }
-        }
-        try writePlot(runDir, group)
-    }
-
-    // MARK: - Set-up
-
-    func defaultOptions(worldSize: Int = 1) -> TrainOptions {
-        var o = TrainOptions()
-        if embedded {
-            o.B = batch ?? 8; o.T = seqLen ?? 128
-            o.totalBatch = totalBatch ?? o.B * o.T * worldSize
-            o.maxSteps = maxSteps ?? 500
-            o.maxLR = maxLr ?? 1e-3
-            o.warmupSteps = warmupSteps ?? 30
-        } else {
-            // build-nanogpt: B=64 T=1024 on a GPU; on CPU a micro-batch that fits in memory.
-            o.B = batch ?? 4; o.T = seqLen ?? 1024
-            o.totalBatch = totalBatch ?? 524_288
-            o.maxSteps = maxSteps ?? 19_073
-            o.maxLR = maxLr ?? 6e-4
-            o.warmupSteps = warmupSteps ?? 715
-        }
-        o.minLRFrac = minLrFrac ?? 0.1
-        o.weightDecay = weightDecay ?? 0.1
-        o.gradClip = gradClip ?? 1.0
-        o.seed = seed
-        o.shuffle = shuffle
-        o.overfitBatch = overfitBatch
-        return o
+        try g.run { try TrainSession(command: self, group: g, cuda: context).run() }
     }
 
     /// The model shape asked for on the command line (nil: none given).
@@ -322,74 +210,5 @@ struct Train: ParsableCommand {
             return GPT2Config(maxSeqLen: seq ?? 256, numLayers: 4, numHeads: 4, channels: 256)
         }
         return nil
-    }
-
-    /// The data directory; for the embedded default, data/shakespeare, prepared on first use
-    /// (by rank 0, while the others wait).
-    func prepareDataIfNeeded(_ group: ProcessGroup) throws -> String {
-        if let data {
-            guard FileManager.default.fileExists(atPath: data) else { throw CLIError("data directory '\(data)' does not exist") }
-            return data
-        }
-        let dir = "data/shakespeare"
-        if group.isMain && (try? TokenShard.list(directory: dir, split: .train))?.isEmpty ?? true {
-            print("preparing the embedded Shakespeare corpus into \(dir)")
-            _ = try DatasetPreparer.prepareShakespeare(outputDirectory: dir)
-        }
-        try group.barrier()
-        return dir
-    }
-
-    /// The run directory, created; every rank gets rank 0's (the default name is rank 0's clock).
-    func resolveRunDirectory(_ group: ProcessGroup) throws -> String {
-        var dir = out
-        if dir == nil && resume {
-            let runs = (try? FileManager.default.contentsOfDirectory(atPath: "runs"))?.sorted() ?? []
-            if let newest = runs.last { dir = "runs/" + newest }
-        }
-        if dir == nil {
-            let f = DateFormatter()
-            f.dateFormat = "yyyyMMdd-HHmmss"
-            dir = "runs/" + f.string(from: Date(timeIntervalSince1970: try group.broadcast(Date().timeIntervalSince1970.rounded(.down))))
-        }
-        let path = dir!
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw CLIError("cannot create run directory '\(path)': \(error.localizedDescription)")
-        }
-        guard access(path, W_OK) == 0 else { throw CLIError("run directory '\(path)' is not writable") }
-        if !resume, let existing = try checkpoints(in: path).last {
-            throw CLIError("'\(path)' already holds checkpoints (\(existing)); pass --resume to continue or choose another --out")
-        }
-        return path
-    }
-
-    func checkpoints(in dir: String) throws -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-            .filter { $0.hasPrefix("checkpoint_") && $0.hasSuffix(".safetensors") }.sorted().map { dir + "/" + $0 }
-    }
-
-    func newestCheckpoint(in dir: String) throws -> String? { try checkpoints(in: dir).last }
-
-    func printSamples(_ gpt: GPT2, prompt: String) {
-        let tok = GPT2Tokenizer.gpt2
-        let ids = tok.encode(prompt)
-        let total = min(gpt.config.maxSeqLen, ids.count + 32)
-        guard ids.count < total else { return }
-        // Its own RNG (fixed seed, like build-nanogpt's sample_rng): sampling never changes training.
-        let samples = Generator(model: gpt, samples: 4, maxLength: total)
-            .generate(prompt: ids, maxNewTokens: total - ids.count, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
-        for (i, s) in samples.enumerated() {
-            print("sample \(i): \((try? tok.decode(ids + s)) ?? "")")
-        }
-    }
-
-    func writePlot(_ runDir: String, _ group: ProcessGroup) throws {
-        guard group.isMain else { return }
-        let series = try RunLog.read(path: runDir + "/log.txt")
-        let svg = SVGPlot.render(series, title: "GPT-2 training: \(runDir)")
-        try Data(svg.utf8).write(to: URL(fileURLWithPath: runDir + "/loss.svg"), options: .atomic)
-        print("plot: \(runDir)/loss.svg")
     }
 }

@@ -33,8 +33,8 @@ final class HellaSwagTests: XCTestCase {
         // Two "ranks" cover the 20 examples once: rank 0 packs several examples per forward,
         // rank 1 runs one example (4 rows) per forward, as hellaswag.py does.
         var calls = 0
-        let r0 = evaluateHellaSwag(model: gpt, examples: examples, rank: 0, worldSize: 2) { _ in calls += 1 }
-        let r1 = evaluateHellaSwag(model: gpt, examples: examples, rank: 1, worldSize: 2, maxTokensPerForward: 1)
+        let r0 = try evaluateHellaSwag(engine: gpt, examples: examples, rank: 0, worldSize: 2) { _ in calls += 1 }
+        let r1 = try evaluateHellaSwag(engine: gpt, examples: examples, rank: 1, worldSize: 2, maxTokensPerForward: 1)
         XCTAssertEqual(r0.total, 10)
         XCTAssertEqual(r1.total, 10)
         XCTAssertLessThan(calls, 10, "rank 0 should pack several examples per forward")
@@ -151,7 +151,7 @@ final class HellaSwagTests: XCTestCase {
         model.initializeRandom(seed: 3)
         let ex = HellaSwagExample(index: 0, label: 2, context: (0..<10).map { Int32($0 * 7 % 96) },
                                   endings: [[1, 2], [3], [4, 5, 6], [7, 8]])
-        let got = evaluateHellaSwag(model: model, examples: [ex]).predictions[0]
+        let got = try evaluateHellaSwag(engine: model, examples: [ex]).predictions[0]
         let bigger = GPT2(config: GPT2Config(maxSeqLen: 16, vocabSize: 96, numLayers: 1, numHeads: 2, channels: 16))
         bigger.initializeRandom(seed: 3)
         // Same weights; wpe rows 0..<8 are what the small model uses.
@@ -164,7 +164,7 @@ final class HellaSwagTests: XCTestCase {
             let row = HellaSwag.render(context: ex.context, ending: e, maxSeqLen: 8)
             let toks = Array(row.tokens)
             let truncated = HellaSwagExample(index: 0, label: 0, context: Array(toks[..<row.scoreFrom]), endings: [Array(toks[row.scoreFrom...])])
-            let want = evaluateHellaSwag(model: bigger, examples: [truncated]).predictions[0]
+            let want = try evaluateHellaSwag(engine: bigger, examples: [truncated]).predictions[0]
             XCTAssertEqual(got.meanLosses[k], want.meanLosses[0], accuracy: 1e-5, "ending \(k)")
         }
     }

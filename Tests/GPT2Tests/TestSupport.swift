@@ -36,10 +36,11 @@ struct ProcessResult {
 
 /// Runs an executable with arguments and optional stdin; captures both streams.
 func runProcess(_ executable: String, _ arguments: [String], stdin: Data? = nil,
-                environment: [String: String]? = nil) throws -> ProcessResult {
+                environment: [String: String]? = nil, currentDirectory: String? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
+    if let currentDirectory { p.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
     if let environment { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     // stdin and stderr go through files so no pipe can fill up and block the child.
     let dir = try TestPaths.temporaryDirectory()
@@ -59,10 +60,10 @@ func runProcess(_ executable: String, _ arguments: [String], stdin: Data? = nil,
 }
 
 /// Runs the built `gpt` binary.
-func runGPT(_ arguments: [String], stdin: Data? = nil) throws -> ProcessResult {
+func runGPT(_ arguments: [String], stdin: Data? = nil, currentDirectory: String? = nil) throws -> ProcessResult {
     let exe = TestPaths.products.appendingPathComponent("gpt").path
     guard FileManager.default.isExecutableFile(atPath: exe) else { throw XCTSkip("gpt executable not built at \(exe)") }
-    return try runProcess(exe, arguments, stdin: stdin)
+    return try runProcess(exe, arguments, stdin: stdin, currentDirectory: currentDirectory)
 }
 
 /// A Python interpreter that can import `modules` ($GPT2_PYTHON, then python3), or nil.

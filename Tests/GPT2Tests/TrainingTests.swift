@@ -121,10 +121,10 @@ final class TrainingTests: XCTestCase {
                         val: DataLoader(directory: dir, split: .val, B: 2, T: 16))
         }
         let straight = try trainer(Self.tinyModel())
-        let want = try (0..<8).map { _ in try straight.trainStep().loss }
+        let want = try (0..<8).map { _ in try straight.trainStep()!.loss }
 
         let first = try trainer(Self.tinyModel())
-        var got = try (0..<4).map { _ in try first.trainStep().loss }
+        var got = try (0..<4).map { _ in try first.trainStep()!.loss }
         _ = try first.validationLoss(steps: 2)   // evaluation in between must not disturb training
         let path = try TestPaths.temporaryDirectory().appendingPathComponent("ckpt.safetensors").path
         let state = String(decoding: try JSONEncoder().encode(first.state), as: UTF8.self)
@@ -133,7 +133,7 @@ final class TrainingTests: XCTestCase {
         let (model, meta) = try loadCheckpoint(path: path)
         let second = try trainer(model)
         try second.restore(JSONDecoder().decode(Trainer.State.self, from: Data(meta["trainer"]!.utf8)))
-        got += try (0..<4).map { _ in try second.trainStep().loss }
+        got += try (0..<4).map { _ in try second.trainStep()!.loss }
         XCTAssertEqual(got, want)   // exact
     }
 
@@ -146,7 +146,7 @@ final class TrainingTests: XCTestCase {
         m.initializeRandom(seed: 3)
         let t = try Trainer(model: m, options: o, train: DataLoader(directory: dir, split: .train, B: 2, T: 16), val: nil)
         var loss: Float = .infinity
-        for _ in 0..<150 { loss = try t.trainStep().loss; if loss < 0.1 { break } }
+        for _ in 0..<150 { loss = try t.trainStep()!.loss; if loss < 0.1 { break } }
         XCTAssertLessThan(loss, 0.1)
     }
 

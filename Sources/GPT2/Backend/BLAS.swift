@@ -54,12 +54,12 @@ public enum BLAS {
     /// Threads BLAS may use inside one call: 1 (the engine splits matmuls itself) unless
     /// GPT2_BLAS_THREADS says otherwise, in which case matmuls are not split (for comparisons).
     static let threads: Int = {
-        if let s = ProcessInfo.processInfo.environment["GPT2_BLAS_THREADS"], let n = Int(s), n > 0 { return n }
+        if let n = Settings.current.blasThreads { return n }
         return 1
     }()
 
     static let loaded: Loaded = {
-        let env = ProcessInfo.processInfo.environment["GPT2_BLAS"]
+        let env = Settings.current.blas
         if env == "none" || env == "fallback" {
             return Loaded(provider: .fallback, description: "built-in SGEMM (GPT2_BLAS=\(env!))")
         }
@@ -113,7 +113,7 @@ public enum BLAS {
     /// A one-line notice for the CLI to print when no BLAS library was found (nil otherwise).
     /// The library itself never prints.
     public static var notice: String? {
-        if case .fallback = loaded.provider, !loaded.preferred, ProcessInfo.processInfo.environment["GPT2_BLAS"] == nil {
+        if case .fallback = loaded.provider, !loaded.preferred, Settings.current.blas == nil {
             return "note: no BLAS library found (tried \(candidates.joined(separator: ", "))); using the slower built-in SGEMM. Install libopenblas (apt-get install libopenblas0) for full speed."
         }
         return nil

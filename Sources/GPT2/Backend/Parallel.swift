@@ -14,7 +14,7 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 public enum Parallel {
     /// Worker count: `GPT2_NUM_THREADS` if set, else the active processor count.
     public static let threadCount: Int = {
-        if let s = ProcessInfo.processInfo.environment["GPT2_NUM_THREADS"], let n = Int(s), n > 0 { return n }
+        if let n = Settings.current.numThreads { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 

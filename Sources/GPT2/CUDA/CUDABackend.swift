@@ -305,13 +305,12 @@ public final class CUDABackend: @unchecked Sendable {
     @discardableResult
     public func clipGradients(maxNorm: Float) throws -> Float {
         let norm = try gradNorm()
-        let coef = maxNorm / (norm + 1e-6)
-        if coef < 1 { gradScale *= coef }
+        gradScale *= GradientClipping.scale(norm: norm, maxNorm: maxNorm)
         return norm
     }
 
     /// One AdamW step over every tensor (weight decay on the 2-D ones), as GPT2.update.
-    public func update(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8,
+    public func update(learningRate: Float, beta1: Float = AdamWDefaults.beta1, beta2: Float = AdamWDefaults.beta2, eps: Float = AdamWDefaults.eps,
                        weightDecay: Float = 0, step: Int) throws {
         for name in ParameterName.allCases {
             let o = offsets[name.rawValue], n = counts[name.rawValue]

@@ -163,16 +163,16 @@ public final class CUDAContext: @unchecked Sendable {
     /// When true (GPT2_CUDA_PROFILE=1 at creation), every launch and matmul is bracketed by
     /// stream synchronisations and its wall time added to `profile`: slower, but it shows where a
     /// step's time goes without a profiler on the machine.
-    public var profiling = ProcessInfo.processInfo.environment["GPT2_CUDA_PROFILE"] == "1"
+    public var profiling = Settings.current.cudaProfile
     /// Which attention kernels training uses where both apply (GPT2_ATTENTION=simt|tc).
     public enum AttentionKernels: String, Sendable { case tc, simt }
-    public var attentionKernels = AttentionKernels(rawValue: ProcessInfo.processInfo.environment["GPT2_ATTENTION"] ?? "tc") ?? .tc
+    public var attentionKernels = AttentionKernels(rawValue: Settings.current.attention ?? "tc") ?? .tc
     /// Whether the MLP fuses GELU into its matmuls (cuBLASLt GELU_AUX_BIAS forward, DGELU
     /// backward), as llm.c on H100: bf16 only (the fp32 parity mode keeps the separate kernels);
     /// GPT2_GELU_EPILOGUE=0 turns it off. The selftest checks both paths.
-    public var fuseGELU = ProcessInfo.processInfo.environment["GPT2_GELU_EPILOGUE"] != "0"
+    public var fuseGELU = Settings.current.geluEpilogue
     /// Forces the block-per-chunk LayerNorm backward (GPT2_LN_BACKWARD=block); the selftest checks both.
-    public var useBlockLayerNormBackward = ProcessInfo.processInfo.environment["GPT2_LN_BACKWARD"] == "block"
+    public var useBlockLayerNormBackward = Settings.current.layerNormBackward == "block"
     /// Label → (calls, seconds) since the last `resetProfile()`.
     public private(set) var profile: [String: (calls: Int, seconds: Double)] = [:]
 

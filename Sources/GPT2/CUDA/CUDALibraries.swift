@@ -108,7 +108,7 @@ public struct CUDALibrarySearch: Sendable {
 
     /// Every directory searched for libraries, in order, without duplicates or missing ones.
     public var libraryDirectories: [String] {
-        var dirs = pathList("GPT2_CUDA_LIB_DIRS") + pathList("LD_LIBRARY_PATH")
+        var dirs = Settings(environment: environment).cudaLibDirs + pathList("LD_LIBRARY_PATH")
         dirs += cudaHomes.flatMap { [$0 + "/lib64", $0 + "/lib"] }
         dirs += toolkitDirectories + wheelDirectories("lib") + systemDirectories
         var seen = Set<String>()
@@ -143,7 +143,7 @@ public struct CUDALibrarySearch: Sendable {
     /// - Parameter nvrtcPath: the NVRTC library found, whose sibling include/ comes first so the
     ///   headers match the compiler's version.
     public func includeDirectories(nvrtcPath: String?) -> [String] {
-        if let dir = environment["GPT2_CUDA_INCLUDE"], !dir.isEmpty { return [dir] }
+        if let dir = Settings(environment: environment).cudaInclude { return [dir] }
         var dirs: [String] = []
         if let nvrtcPath {
             let lib = (nvrtcPath as NSString).deletingLastPathComponent
@@ -175,8 +175,9 @@ public struct CUDALibrarySearch: Sendable {
     /// only. GPT2_CUDA_NO_PYTHON=1 skips running Python.
     public static func pythonSitePackages(environment: [String: String]) -> [String] {
         var dirs: [String] = []
-        if environment["GPT2_CUDA_NO_PYTHON"] != "1" {
-            dirs += runPython(environment["GPT2_PYTHON"] ?? "python3")
+        let settings = Settings(environment: environment)
+        if !settings.cudaNoPython {
+            dirs += runPython(settings.python ?? "python3")
         }
         var prefixes = ["VIRTUAL_ENV", "CONDA_PREFIX"].compactMap { environment[$0] }.filter { !$0.isEmpty }
         prefixes += ["/usr/local", "/usr", "/opt/conda"]

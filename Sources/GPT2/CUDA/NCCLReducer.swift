@@ -56,9 +56,10 @@ public enum NCCLIdExchange {
     /// MASTER_PORT itself).
     public static func choose(environment env: [String: String], hostReducer: GradientReducer?) throws -> NCCLIdExchange {
         if let hostReducer { return .reducer(hostReducer) }
-        if let path = env["GPT2_NCCL_ID_FILE"], !path.isEmpty { return .file(path: path) }
+        let settings = Settings(environment: env)
+        if let path = settings.ncclIdFile { return .file(path: path) }
         if let host = env["MASTER_ADDR"], !host.isEmpty {
-            if let p = env["GPT2_NCCL_PORT"], let port = Int(p), port > 0, port < 65536 { return .tcp(host: host, port: port) }
+            if let port = settings.ncclPort { return .tcp(host: host, port: port) }
             if let p = env["MASTER_PORT"], let port = Int(p), port > 0, port < 65535 { return .tcp(host: host, port: port + 1) }
         }
         throw NCCLSetupError.noExchange
@@ -66,7 +67,7 @@ public enum NCCLIdExchange {
 
     /// Seconds to wait for the other side (GPT2_NCCL_TIMEOUT, default 300).
     public static func timeout(environment env: [String: String]) -> Double {
-        env["GPT2_NCCL_TIMEOUT"].flatMap(Double.init) ?? 300
+        Settings(environment: env).ncclTimeout ?? 300
     }
 
     /// Every rank calls this; rank 0's `makeID()` result is returned on all of them.

@@ -80,7 +80,7 @@ public struct NVRTCCompiler: Sendable {
 
     /// GPT2_CUDA_CACHE ("" or "none" disables), $XDG_CACHE_HOME/gpt2-swift/cuda, ~/.cache/gpt2-swift/cuda.
     public static func defaultCacheDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
-        if let dir = environment["GPT2_CUDA_CACHE"] { return dir.isEmpty || dir == "none" ? nil : dir }
+        if let dir = Settings(environment: environment).cudaCache { return dir.isEmpty || dir == "none" ? nil : dir }
         if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty { return xdg + "/gpt2-swift/cuda" }
         if let home = environment["HOME"], !home.isEmpty { return home + "/.cache/gpt2-swift/cuda" }
         return nil

@@ -63,7 +63,7 @@ final class MPILibrary {
     static func candidates(environment env: [String: String]) -> [String] {
         var out: [String] = []
         // An explicit choice is the only one tried.
-        if let p = env["GPT2_MPI_LIBRARY"], !p.isEmpty { return [p] }
+        if let p = Settings(environment: env).mpiLibrary { return [p] }
         let dirs = (env["LD_LIBRARY_PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
         for name in candidateNames {
             for d in dirs { out.append(d + "/" + name) }

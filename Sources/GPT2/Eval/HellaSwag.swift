@@ -322,17 +322,19 @@ public enum HellaSwag {
 
 /// Scores `examples` as hellaswag.py does and counts acc / acc_norm.
 /// - Parameters:
-///   - model: any GPT-2 whose vocabulary covers the tokens (check with `HellaSwag.validate`).
+///   - engine: any engine whose vocabulary covers the tokens (check with `HellaSwag.validate`).
 ///   - examples: all examples; this rank scores those with `i % worldSize == rank`.
 ///   - maxTokensPerForward: examples are packed (4 rows each, padded to the longest row) into
-///     one forward pass until B·T would exceed this (always at least one example).
-///   - progress: called after each forward pass with this rank's running result.
+///     one scoring call until B·T would exceed this (always at least one example); default: the
+///     engine's `preferredTokensPerCall`.
+///   - progress: called after each scoring call with this rank's running result.
 /// - Returns: this rank's counts and predictions; sum the counts with `summed(over:)`.
-public func evaluateHellaSwag(model: GPT2, examples: [HellaSwagExample], rank: Int = 0, worldSize: Int = 1,
-                              maxTokensPerForward: Int = 1024,
-                              progress: ((HellaSwagResult) -> Void)? = nil) -> HellaSwagResult {
+public func evaluateHellaSwag(engine: any InferenceEngine, examples: [HellaSwagExample], rank: Int = 0, worldSize: Int = 1,
+                              maxTokensPerForward: Int? = nil,
+                              progress: ((HellaSwagResult) -> Void)? = nil) throws -> HellaSwagResult {
     precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "evaluateHellaSwag: rank \(rank) of \(worldSize)")
-    let maxSeqLen = model.config.maxSeqLen
+    let maxSeqLen = engine.config.maxSeqLen
+    let maxTokensPerForward = maxTokensPerForward ?? engine.preferredTokensPerCall
     let mine = stride(from: rank, to: examples.count, by: worldSize).map { examples[$0] }
     var result = HellaSwagResult()
     var inputs: [Int32] = [], targets: [Int32] = []
@@ -351,16 +353,15 @@ public func evaluateHellaSwag(model: GPT2, examples: [HellaSwagExample], rank: I
         }
         let B = rows.count
         inputs = [Int32](repeating: 0, count: B * T)     // padding: token 0, never scored
-        targets = [Int32](repeating: 0, count: B * T)
+        targets = [Int32](repeating: -1, count: B * T)   // -1: not scored (context and padding)
         for (b, r) in rows.enumerated() {
             let row = Array(r.tokens)
             for t in 0..<row.count - 1 {
                 inputs[b * T + t] = row[t]
-                targets[b * T + t] = row[t + 1]
+                if t >= r.scoreFrom - 1 { targets[b * T + t] = row[t + 1] }
             }
         }
-        model.forward(inputs: inputs, targets: targets, B: B, T: T)
-        let losses = model.losses
+        let losses = try engine.tokenLosses(inputs: inputs, targets: targets, B: B, T: T)
         var b = 0
         for ex in mine[start..<end] {
             var sums: [Double] = [], means: [Double] = []

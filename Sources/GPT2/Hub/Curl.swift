@@ -58,7 +58,7 @@ final class CurlLibrary: @unchecked Sendable {
 
     /// Sonames tried in order: Debian's libcurl4 (OpenSSL), then libcurl3-gnutls (installed with git).
     static var candidates: [String] {
-        if let path = HubEnvironment.libcurlOverride { return [path] }
+        if let path = Settings.current.libcurl { return [path] }
         #if os(macOS)
         return ["/usr/lib/libcurl.4.dylib", "libcurl.4.dylib", "libcurl.dylib"]
         #else

@@ -4,7 +4,7 @@
 //   ~/.cache/huggingface), HF_HUB_CACHE (legacy HUGGINGFACE_HUB_CACHE; default $HF_HOME/hub),
 //   HF_TOKEN (else the file HF_TOKEN_PATH, default $HF_HOME/token), HF_HUB_OFFLINE
 //   (or TRANSFORMERS_OFFLINE; 1/ON/YES/TRUE), HF_HUB_DOWNLOAD_TIMEOUT (seconds, default 10).
-// Plus GPT2_LIBCURL: an explicit libcurl path instead of the default sonames.
+// (GPT2_LIBCURL, the libcurl to load, is read with the other GPT2_* variables in Settings.)
 import Foundation
 
 /// Hub settings taken from the environment (see the file header for the variables).
@@ -67,9 +67,4 @@ public struct HubEnvironment: Sendable, Equatable {
                               offline: isTrue("HF_HUB_OFFLINE") || isTrue("TRANSFORMERS_OFFLINE"), timeout: timeout)
     }
 
-    /// GPT2_LIBCURL: a libcurl to load instead of the default sonames.
-    static var libcurlOverride: String? {
-        guard let v = ProcessInfo.processInfo.environment["GPT2_LIBCURL"], !v.isEmpty else { return nil }
-        return v
-    }
 }

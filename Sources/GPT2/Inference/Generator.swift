@@ -1,247 +1,52 @@
-// Autoregressive generation with a KV cache: the prompt is run once for all samples (prefill),
-// then each step feeds one new token per sample. Layers reuse the training kernels on (S·n)
-// rows; attention reads keys and values from the cache instead of recomputing them.
-// Legend: S samples (batch), P cached positions, C channels, NH heads, hs head size.
+// Autoregressive generation on any engine (the inference seam's decoder): prefill the prompt,
+// then one token per sample per step. Past the context, as nanoGPT's generate does, each token is
+// predicted from the last block_size tokens: the cache is refilled with that window every step
+// (the same cost as nanoGPT, which has no cache at all).
 import Foundation
-import GPT2Kernels
 
 /// Generates continuations of one prompt for several samples at once.
 public final class Generator {
-    public let model: GPT2
-    private let S: Int
-    private let maxLength: Int
-    private let keys: UnsafeMutablePointer<Float>      // (L, S, maxLength, C)
-    private let values: UnsafeMutablePointer<Float>    // (L, S, maxLength, C)
-    private var scratch: [UnsafeMutablePointer<Float>] = []
-    private var scratchRows = 0
-    private var length = 0                              // positions already in the cache
+    public let engine: any InferenceEngine
+    public let samples: Int
 
-    /// - Parameters: samples: sequences decoded together; maxLength: prompt + new tokens (≤ the model's context).
-    public init(model: GPT2, samples: Int, maxLength: Int) {
-        precondition(samples >= 1 && maxLength >= 1 && maxLength <= model.config.maxSeqLen,
-                     "Generator: need 1 <= maxLength <= \(model.config.maxSeqLen) (got \(maxLength))")
-        self.model = model
-        S = samples
-        self.maxLength = maxLength
-        let n = model.config.numLayers * samples * maxLength * model.config.channels
-        keys = .allocate(capacity: n)
-        values = .allocate(capacity: n)
-        prepareHead()
+    public init(engine: any InferenceEngine, samples: Int) {
+        self.engine = engine
+        self.samples = samples
     }
 
-    deinit {
-        keys.deallocate()
-        values.deallocate()
-        for p in scratch { p.deallocate() }
-        headBF16?.deallocate()
+    /// A generator on the CPU model `model` (`maxLength` is accepted for source compatibility;
+    /// the decoder is sized per call).
+    public convenience init(model: GPT2, samples: Int) {
+        self.init(engine: model, samples: samples)
     }
 
-    /// Buffers for `rows` = S·n positions: x, h, qkv, att, fc (4C), mean, rstd, logits, x2, exact logits.
-    private func buffers(rows: Int) -> [UnsafeMutablePointer<Float>] {
-        if rows <= scratchRows { return scratch }
-        for p in scratch { p.deallocate() }
-        let C = model.config.channels, Vp = model.config.paddedVocabSize
-        let sizes = [rows * C, rows * C, rows * 3 * C, rows * C, rows * 4 * C, rows, rows, S * Vp, rows * C, S * Vp]
-        scratch = sizes.map { UnsafeMutablePointer<Float>.allocate(capacity: $0) }
-        scratchRows = rows
-        return scratch
-    }
-
-    /// Runs `n` new tokens per sample and returns the final-LayerNorm output of each sample's
-    /// last position, (S, C).
-    private func hiddenStep(tokens: [Int32], n: Int) -> UnsafePointer<Float> {
-        let c = model.config
-        precondition(tokens.count == S * n && length + n <= maxLength, "Generator.step: cache full or bad token count")
-        let C = c.channels, NH = c.numHeads, hs = C / NH, L = c.numLayers, Vp = c.paddedVocabSize
-        let rows = S * n
-        let buf = buffers(rows: rows)
-        let (x, h, qkv, att, fc, mean, rstd, logits, x2) = (buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7], buf[8])
-        let p = model.params
-        let pos0 = length
-        // Embeddings: token + position.
-        let wte = p.pointer(.wte), wpe = p.pointer(.wpe)
-        for r in 0..<rows {
-            let tok = Int(tokens[r]), t = pos0 + r % n
-            precondition(tok >= 0 && tok < c.vocabSize, "Generator.step: token \(tok) outside the vocabulary")
-            for i in 0..<C { x[r * C + i] = wte[tok * C + i] + wpe[t * C + i] }
-        }
-        let scale = 1 / Float(hs).squareRoot()
-        for l in 0..<L {
-            LayerNorm.forward(out: h, mean: mean, rstd: rstd, inp: x, weight: p.pointer(.ln1w, layer: l),
-                              bias: p.pointer(.ln1b, layer: l), B: 1, T: rows, C: C)
-            linear(out: qkv, inp: h, weight: p.pointer(.qkvw, layer: l), bias: p.pointer(.qkvb, layer: l),
-                           rows: rows, C: C, OC: 3 * C)
-            let kc = keys + l * S * maxLength * C, vc = values + l * S * maxLength * C
-            for r in 0..<rows {
-                let s = r / n, t = pos0 + r % n
-                (kc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + C, count: C)
-                (vc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + 2 * C, count: C)
-            }
-            // Causal attention of each new position over the cache, one (sample, head) per task.
-            let box = UncheckedSendable(value: (qkv, att, kc, vc))
-            Parallel.forEach(S * NH) { task in
-                let (qkv, att, kc, vc) = box.value
-                let s = task / NH, head = task % NH
-                var scores = [Float](repeating: 0, count: pos0 + n)
-                for j in 0..<n {
-                    let r = s * n + j, t = pos0 + j
-                    let q = qkv + r * 3 * C + head * hs
-                    var mx = -Float.infinity
-                    for u in 0...t {
-                        let k = kc + (s * maxLength + u) * C + head * hs
-                        var d: Float = 0
-                        for i in 0..<hs { d += q[i] * k[i] }
-                        scores[u] = d * scale
-                        mx = max(mx, scores[u])
-                    }
-                    var sum: Float = 0
-                    for u in 0...t { scores[u] = Foundation.exp(scores[u] - mx); sum += scores[u] }
-                    let out = att + r * C + head * hs
-                    for i in 0..<hs { out[i] = 0 }
-                    for u in 0...t {
-                        let w = scores[u] / sum
-                        let v = vc + (s * maxLength + u) * C + head * hs
-                        for i in 0..<hs { out[i] += w * v[i] }
-                    }
-                }
-            }
-            linear(out: x2, inp: att, weight: p.pointer(.attprojw, layer: l), bias: p.pointer(.attprojb, layer: l),
-                           rows: rows, C: C, OC: C, residual: x)
-            LayerNorm.forward(out: h, mean: mean, rstd: rstd, inp: x2, weight: p.pointer(.ln2w, layer: l),
-                              bias: p.pointer(.ln2b, layer: l), B: 1, T: rows, C: C)
-            linear(out: fc, inp: h, weight: p.pointer(.fcw, layer: l), bias: p.pointer(.fcb, layer: l),
-                           rows: rows, C: C, OC: 4 * C)
-            GELU.forward(out: fc, inp: fc, N: rows * 4 * C)
-            linear(out: x, inp: fc, weight: p.pointer(.fcprojw, layer: l), bias: p.pointer(.fcprojb, layer: l),
-                           rows: rows, C: 4 * C, OC: C, residual: x2)
-        }
-        // Final LayerNorm for each sample's last position only.
-        for s in 0..<S { (h + s * C).update(from: x + (s * n + n - 1) * C, count: C) }
-        LayerNorm.forward(out: x2, mean: mean, rstd: rstd, inp: h, weight: p.pointer(.lnfw), bias: p.pointer(.lnfb), B: 1, T: S, C: C)
-        length += n
-        return UnsafePointer(x2)
-    }
-
-    /// Runs `n` new tokens per sample (`tokens` is (S, n)) at positions length..<length+n and
-    /// returns the logits of each sample's last position, (S, Vp).
-    public func step(tokens: [Int32], n: Int) -> UnsafePointer<Float> {
-        let c = model.config
-        let hidden = hiddenStep(tokens: tokens, n: n)
-        let logits = scratch[7]
-        linear(out: logits, inp: hidden, weight: model.params.pointer(.wte), bias: nil, rows: S, C: c.channels, OC: c.paddedVocabSize)
-        return UnsafePointer(logits)
-    }
-
-    // MARK: - Two-pass LM head
-    // The tied LM head streams all of wte (Vp x C floats) per token, which bounds generation by
-    // memory bandwidth. For greedy and top-k sampling only the k best logits matter, so: (1) score
-    // every token with a bf16 copy of wte (half the bytes), (2) keep every token whose score could
-    // still reach the k best (|error| <= (2^-9 + 2^-12) * |w_row| * |x|, rounding plus
-    // accumulation), (3) recompute those exactly in fp32 with the same kernel as the full head.
-    // The sampled token is therefore exactly the one the full fp32 head gives.
-
-    private var headBF16: UnsafeMutablePointer<UInt16>?
-    private var headNorms: [Float] = []
-
-    private func prepareHead() {
-        guard headBF16 == nil else { return }
-        let c = model.config, C = c.channels, Vp = c.paddedVocabSize
-        let w = UnsafeMutablePointer<UInt16>.allocate(capacity: Vp * C)
-        headNorms = [Float](repeating: 0, count: Vp)
-        let box = UncheckedSendable(value: (w, model.params.pointer(.wte)))
-        headNorms.withUnsafeMutableBufferPointer { norms in
-            let nb = UncheckedSendable(value: norms.baseAddress!)
-            Parallel.chunks(Vp, minChunk: 1024) { r in
-                gpt2k_to_bf16_rows(box.value.0, nb.value, box.value.1, C, r.lowerBound, r.upperBound)
-            }
-        }
-        headBF16 = w
-    }
-
-    /// Exact (logit, id) candidates, in id order, that contain the `k` best tokens of sample `s`.
-    private func headCandidates(hidden: UnsafePointer<Float>, k: Int) -> [[(Float, Int32)]] {
-        prepareHead()
-        let c = model.config, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
-        let approx = scratch[7], exact = scratch[9]
-        let box = UncheckedSendable(value: (approx, hidden, headBF16!))
-        Parallel.chunks(V, minChunk: 1024, align: 16) { r in
-            let (approx, hidden, w) = box.value
-            gpt2k_gemv_bf16_rows(approx, hidden, w, S, C, Vp, r.lowerBound, r.upperBound)
-        }
-        let wte = model.params.pointer(.wte)
-        return (0..<S).map { s in
-            let x = hidden + s * C, a = approx + s * Vp
-            var xx: Float = 0
-            for i in 0..<C { xx += x[i] * x[i] }
-            let scale = (Float(1) / 512 + Float(1) / 4096) * xx.squareRoot() * 1.001
-            // The k-th largest lower bound: every token above it in the upper bound stays.
-            var lows = [Float](repeating: -.infinity, count: k)   // descending
-            for i in 0..<V {
-                let low = a[i] - scale * headNorms[i]
-                if low <= lows[k - 1] { continue }
-                var j = k - 1
-                while j > 0 && lows[j - 1] < low { lows[j] = lows[j - 1]; j -= 1 }
-                lows[j] = low
-            }
-            let threshold = lows[k - 1]
-            var out: [(Float, Int32)] = []
-            for i in 0..<V where a[i] + scale * headNorms[i] >= threshold {
-                gpt2k_gemv_rows(exact + s * Vp, x, wte, nil, 1, C, Vp, i, i + 1)
-                out.append((exact[s * Vp + i], Int32(i)))
-            }
-            return out
-        }
-    }
-
-    /// out (rows, OC) = inp (rows, C) · weightᵀ + bias (+ residual). Few rows go through a
-    /// weight-streaming GEMV (sgemm would re-pack the whole weight matrix for each call).
-    private func linear(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                        bias: UnsafePointer<Float>?, rows: Int, C: Int, OC: Int, residual: UnsafePointer<Float>? = nil) {
-        guard rows <= 8 else {
-            if let bias {
-                Matmul.forward(out: out, inp: inp, weight: weight, bias: bias, B: 1, T: rows, C: C, OC: OC, residual: residual)
-            } else {
-                precondition(residual == nil)
-                Matmul.forward(out: out, inp: inp, weight: weight, bias: nil, B: 1, T: rows, C: C, OC: OC)
-            }
-            return
-        }
-        let box = UncheckedSendable(value: (out, inp, weight, bias))
-        Parallel.chunks(OC, minChunk: 256, align: 16) { r in
-            let (out, inp, weight, bias) = box.value
-            gpt2k_gemv_rows(out, inp, weight, bias, rows, C, OC, r.lowerBound, r.upperBound)
-        }
-        if let residual {
-            for i in 0..<rows * OC { out[i] += residual[i] }
-        }
-    }
-
-    /// Use the two-pass LM head for greedy and top-k sampling (same tokens, about half the bytes).
-    public var twoPassHead = true
-
-    /// Generates `maxNewTokens` tokens after `prompt` for every sample; returns the new ids per sample.
-    /// Stops early when the context is full. Deterministic for a given seed.
-    public func generate(prompt: [Int32], maxNewTokens: Int, sampler: Sampler, seed: UInt64) -> [[Int32]] {
-        precondition(!prompt.isEmpty, "generate: empty prompt")
-        length = 0
-        let V = model.config.vocabSize, Vp = model.config.paddedVocabSize
+    /// Generates `maxNewTokens` tokens after `prompt` for every sample; returns the new ids per
+    /// sample. Deterministic for a given seed (the RNG is SplitMix64(seed), one draw per sample
+    /// and token when sampling).
+    public func generate(prompt: [Int32], maxNewTokens: Int, sampler: Sampler, seed: UInt64) throws -> [[Int32]] {
+        guard !prompt.isEmpty else { throw InferenceError.badShape("generate: the prompt is empty") }
+        try engine.checkTokens(prompt)
+        var out = [[Int32]](repeating: [], count: samples)
+        guard maxNewTokens > 0 else { return out }
+        let block = engine.config.maxSeqLen
+        let decoder = try engine.makeDecoder(samples: samples, maxLength: min(block, prompt.count + maxNewTokens))
         var rng = SplitMix64(seed: seed)
-        var out = [[Int32]](repeating: [], count: S)
-        let steps = min(maxNewTokens, maxLength - prompt.count)
-        guard steps > 0 else { return out }
-        let decisive = twoPassHead ? sampler.decisiveCount(V: V) : nil
-        var tokens = Array((0..<S).map { _ in prompt }.joined()), n = prompt.count
-        for _ in 0..<steps {
-            var next = [Int32](repeating: 0, count: S)
-            if let decisive {
-                let candidates = headCandidates(hidden: hiddenStep(tokens: tokens, n: n), k: decisive)
-                for s in 0..<S { next[s] = sampler.sample(candidates: candidates[s], rng: &rng) }
+        // The first call: the prompt (its last `block` tokens when longer than the context).
+        let start = Array(prompt.suffix(decoder.maxLength))
+        var next = try decoder.next(tokens: Array(repeating: start, count: samples).flatMap { $0 }, n: start.count,
+                                    sampler: sampler, rng: &rng)
+        var history = Array(repeating: prompt, count: samples)
+        for _ in 0..<maxNewTokens {
+            for s in 0..<samples { out[s].append(next[s]); history[s].append(next[s]) }
+            if out[0].count == maxNewTokens { break }
+            if decoder.length < decoder.maxLength {
+                next = try decoder.next(tokens: next, n: 1, sampler: sampler, rng: &rng)
             } else {
-                let logits = step(tokens: tokens, n: n)
-                for s in 0..<S { next[s] = sampler.sample(logits + s * Vp, V: V, rng: &rng) }
+                // Context full: predict from the last `block` tokens, refilled into an empty cache.
+                decoder.reset()
+                let window = history.flatMap { $0.suffix(decoder.maxLength) }
+                next = try decoder.next(tokens: window, n: decoder.maxLength, sampler: sampler, rng: &rng)
             }
-            for s in 0..<S { out[s].append(next[s]) }
-            (tokens, n) = (next, 1)
         }
         return out
     }

@@ -328,15 +328,14 @@ public final class GPT2: @unchecked Sendable {
     @discardableResult
     public func clipGradients(maxNorm: Float) -> Float {
         let norm = gradNorm()
-        let coef = maxNorm / (norm + 1e-6)
-        if coef < 1 { gradScale *= coef }   // applied by update() or when `grads` is read
+        gradScale *= GradientClipping.scale(norm: norm, maxNorm: maxNorm)   // applied by update() or when `grads` is read
         return norm
     }
 
     /// One AdamW step over all parameters (torch.optim.AdamW semantics). Weight decay applies
     /// only to 2-D tensors (wte, wpe, qkvw, attprojw, fcw, fcprojw).
     /// - Parameter step: 1-based step count, for bias correction.
-    public func update(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8,
+    public func update(learningRate: Float, beta1: Float = AdamWDefaults.beta1, beta2: Float = AdamWDefaults.beta2, eps: Float = AdamWDefaults.eps,
                        weightDecay: Float = 0.0, step: Int) {
         let g = gradsZeroPending ? grads : gradStorage, m = adamM, v = adamV
         for name in ParameterName.allCases {

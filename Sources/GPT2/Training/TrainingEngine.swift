@@ -6,9 +6,8 @@
 import Foundation
 
 /// A model that can take optimizer steps. Methods run in the order above, from one thread.
-public protocol TrainingEngine: AnyObject {
-    /// Model shape.
-    var config: GPT2Config { get }
+/// Validation, HellaSwag and samples during training go through its inference side.
+public protocol TrainingEngine: InferenceEngine {
     /// Runs (B,T) `inputs`; with `targets`, returns the mean cross-entropy (NaN without).
     func forward(inputs: [Int32], targets: [Int32]?, B: Int, T: Int) throws -> Float
     /// Sets the parameter gradients to zero.
@@ -32,7 +31,8 @@ public protocol TrainingEngine: AnyObject {
 extension TrainingEngine {
     /// AdamW with build-nanogpt's betas (0.9, 0.95) and eps 1e-8.
     public func update(learningRate: Float, weightDecay: Float, step: Int) throws {
-        try update(learningRate: learningRate, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: weightDecay, step: step)
+        try update(learningRate: learningRate, beta1: AdamWDefaults.beta1, beta2: AdamWDefaults.beta2, eps: AdamWDefaults.eps,
+                   weightDecay: weightDecay, step: step)
     }
 }
 

@@ -90,6 +90,10 @@ typedef struct { char internal[128]; } gpt2_nccl_unique_id;
 /// Continues a CRC-32C: pass 0 to start; gpt2k_crc32c_update(0, "123456789", 9) == 0xE3069283.
 uint32_t gpt2k_crc32c_update(uint32_t crc, const void *data, size_t n);
 
+// MARK: - Process set-up
+/// Makes C's stdout line-buffered (Swift's print writes through it).
+void gpt2k_line_buffer_stdout(void);
+
 // MARK: - SHA-256
 /// Streaming SHA-256 state (gpt2k_sha256_init, then update any number of times, then final).
 typedef struct {
