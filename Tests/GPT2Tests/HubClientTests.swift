@@ -247,6 +247,33 @@ final class HubClientTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: kept))
     }
 
+    /// HTTPS through libcurl: verified against the CA bundle given (as CURL_CA_BUNDLE / SSL_CERT_FILE),
+    /// refused without it.
+    func testHTTPSVerifiesTheCertificate() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl") else { throw XCTSkip("no openssl to make a certificate") }
+        let cert = scratch.appendingPathComponent("cert.pem").path, key = scratch.appendingPathComponent("key.pem").path
+        let made = try runProcess("/usr/bin/openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                                                      "-days", "1", "-subj", "/CN=localhost",
+                                                      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        guard made.status == 0 else { throw XCTSkip("openssl could not make a certificate: \(made.stderr)") }
+        let hub = try FakeHub(tls: (cert, key)) { root in
+            try writeRepoFile(root, "datasets/acme/corpus/data/a.jsonl", Self.files["data/a.jsonl"]!)
+        }
+        XCTAssertTrue(hub.endpoint.hasPrefix("https://"))
+        let uri = try HubURI.parse("hf://datasets/acme/corpus/data/a.jsonl")
+        let trusted = hub.client(cache: cache, caBundle: cert)
+        let path = try trusted.download(trusted.resolve(uri))[0]
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), Self.files["data/a.jsonl"])
+        XCTAssertEqual(try hub.requests("cdn"), 1, "the LFS file came through the https redirect")
+
+        let untrusted = hub.client(cache: scratch.appendingPathComponent("cache2"), retries: 0)
+        XCTAssertThrowsError(try untrusted.resolve(uri)) { error in
+            guard case HubError.network = error else { return XCTFail("\(error)") }
+        }
+        let env = HubEnvironment.current(["HOME": "/h", "REQUESTS_CA_BUNDLE": "/r.pem", "SSL_CERT_FILE": "/s.pem"])
+        XCTAssertEqual(env.caBundle, "/r.pem")
+    }
+
     // MARK: - huggingface_hub shares the cache
 
     func testHuggingFaceHubFindsOurFilesOffline() throws {

@@ -12,11 +12,13 @@ final class FakeHub {
     private let stateFile: URL
     let port: Int
 
-    var endpoint: String { "http://127.0.0.1:\(port)" }
+    let scheme: String
+    var endpoint: String { "\(scheme)://127.0.0.1:\(port)" }
 
     /// Starts the server over the repositories written by `populate` into `repos`
-    /// (repos/models/OWNER/NAME/..., repos/datasets/OWNER/NAME/...).
-    init(config: [String: Any] = [:], populate: (URL) throws -> Void) throws {
+    /// (repos/models/OWNER/NAME/..., repos/datasets/OWNER/NAME/...); HTTPS with `tls` (certificate
+    /// and key PEM files).
+    init(config: [String: Any] = [:], tls: (cert: String, key: String)? = nil, populate: (URL) throws -> Void) throws {
         guard let python = referencePython(importing: ["json", "http.server"]) else { throw XCTSkip("no python3 for the fake hub") }
         folder = try TestPaths.temporaryDirectory()
         repos = folder.appendingPathComponent("repos")
@@ -29,6 +31,8 @@ final class FakeHub {
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [TestPaths.reference.appendingPathComponent("fake_hub.py").path, "--root", repos.path,
                              "--state", stateFile.path, "--config", configFile.path, "--lifetime", "120"]
+            + (tls.map { ["--tls", $0.cert, $0.key] } ?? [])
+        scheme = tls == nil ? "http" : "https"
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         var found = 0
@@ -68,9 +72,10 @@ final class FakeHub {
     func authOnHub(_ path: String) throws -> Bool? { (try stats()["auth_on_hub"] as? [String: Bool])?[path] }
 
     /// A client of this server with its own cache folder.
-    func client(cache: URL, token: String? = nil, offline: Bool = false, retries: Int = 3) -> HubClient {
+    func client(cache: URL, token: String? = nil, offline: Bool = false, retries: Int = 3, caBundle: String? = nil) -> HubClient {
         HubClient(environment: HubEnvironment(endpoint: endpoint, cacheDirectory: cache.path, token: token,
-                                              tokenSource: token == nil ? nil : "HF_TOKEN", offline: offline, timeout: 10),
+                                              tokenSource: token == nil ? nil : "HF_TOKEN", offline: offline, timeout: 10,
+                                              caBundle: caBundle),
                   retryPolicy: HubRetryPolicy(retries: retries, initialDelay: 0.05))
     }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for the Hugging Face hub, for the hub client tests (standard library only).
 
-    fake_hub.py --root DIR --state FILE [--config FILE] [--lifetime SECONDS]
+    fake_hub.py --root DIR --state FILE [--config FILE] [--lifetime SECONDS] [--tls CERT KEY]
 
 DIR holds repositories as folders: DIR/models/OWNER/NAME/... and DIR/datasets/OWNER/NAME/...
 Each repository has one commit (sha1 of its contents) on branch "main". The server listens on
@@ -28,12 +28,14 @@ Errors as the hub sends them: 404 + X-Error-Code RepoNotFound / RevisionNotFound
 PATH is the file's path in its repository. After every request the counters are written to FILE
 (atomically): {"port", "requests": {"api": n, "resolve": n, "cdn": n}, "bytes": {PATH: n},
 "ranges": {PATH: ["bytes=N-", ...]}, "auth_on_cdn": n, "auth_on_hub": {PATH: bool}}.
+With --tls every URL is https (CERT must name both 127.0.0.1 and localhost).
 The server exits after --lifetime seconds (default 300), whatever happens.
 """
 import argparse
 import hashlib
 import json
 import os
+import ssl
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +92,7 @@ class State:
         self.config = config
         self.state_file = state_file
         self.port = 0
+        self.scheme = "http"
         self.requests = {"api": 0, "resolve": 0, "cdn": 0}
         self.bytes = {}
         self.ranges = {}
@@ -216,7 +219,7 @@ class Handler(BaseHTTPRequestHandler):
             headers = {"Content-Type": "application/json"}
             if start + PAGE < len(entries):
                 q = urllib.parse.urlencode({"recursive": str(recursive).lower(), "expand": "false", "cursor": start + PAGE})
-                headers["Link"] = '<http://127.0.0.1:%d%s?%s>; rel="next"' % (STATE.port, urllib.parse.urlsplit(self.path).path, q)
+                headers["Link"] = '<%s://127.0.0.1:%d%s?%s>; rel="next"' % (STATE.scheme, STATE.port, urllib.parse.urlsplit(self.path).path, q)
             return self.send(200, json.dumps(page).encode(), headers, head)
         self.send(404, b"not found", head=head)
 
@@ -249,7 +252,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(503, b"busy", {"Retry-After": "0"}, head)
         common = {"X-Repo-Commit": repo.commit}
         if f["sha256"]:
-            location = "http://localhost:%d/cdn/%s?sig=secret" % (STATE.port, f["sha256"])
+            location = "%s://localhost:%d/cdn/%s?sig=secret" % (STATE.scheme, STATE.port, f["sha256"])
             common.update({"Location": location, "X-Linked-Etag": '"%s"' % f["sha256"],
                            "X-Linked-Size": str(f["size"]), "ETag": '"%s"' % f["oid"]})
             return self.send(302, b"", common, head)
@@ -311,6 +314,7 @@ def main():
     ap.add_argument("--state", required=True)
     ap.add_argument("--config")
     ap.add_argument("--lifetime", type=float, default=300)
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = ap.parse_args()
     config = {}
     if args.config:
@@ -319,6 +323,11 @@ def main():
     STATE = State(args.root, config, args.state)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls[0], args.tls[1])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        STATE.scheme = "https"
     STATE.port = server.server_address[1]
     STATE.save()
     timer = threading.Timer(args.lifetime, server.shutdown)

@@ -101,6 +101,8 @@ struct HTTPRequest {
     var connectTimeout = 10
     /// Abort when fewer than 1 byte arrives during this many seconds.
     var stallTimeout = 10
+    /// Certificate authorities to trust instead of libcurl's default bundle.
+    var caBundle: String?
 }
 
 /// Status and headers of a response (names lowercased; a repeated header keeps its last value).
@@ -209,7 +211,7 @@ final class CurlSession {
     // curl.h option numbers: LONG 0+, OBJECTPOINT 10000+, FUNCTIONPOINT 20000+, OFF_T 30000+
     private enum Option: Int32 {
         case writeData = 10001, url = 10002, errorBuffer = 10010, userAgent = 10018, httpHeader = 10023
-        case headerData = 10029, acceptEncoding = 10102
+        case headerData = 10029, caInfo = 10065, acceptEncoding = 10102
         case writeFunction = 20011, headerFunction = 20079
         case lowSpeedLimit = 19, lowSpeedTime = 20, noProgress = 43, followLocation = 52
         case connectTimeout = 78, noSignal = 99, bufferSize = 98, tcpKeepAlive = 213
@@ -243,6 +245,7 @@ final class CurlSession {
         request.url.withCString { set(.url, pointer: $0) }   // curl copies strings it is given
         "gpt2-swift/0.1 (huggingface-hub-compatible)".withCString { set(.userAgent, pointer: $0) }
         if request.acceptCompressed { "".withCString { set(.acceptEncoding, pointer: $0) } }
+        if let ca = request.caBundle { ca.withCString { set(.caInfo, pointer: $0) } }
         set(.httpHeader, pointer: list)
         set(.errorBuffer, pointer: errorBuffer)
         set(.writeFunction, pointer: unsafeBitCast(writeCallback, to: UnsafeRawPointer.self))

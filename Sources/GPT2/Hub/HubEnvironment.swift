@@ -3,7 +3,8 @@
 //   HF_ENDPOINT (https://huggingface.co), HF_HOME ($XDG_CACHE_HOME/huggingface, else
 //   ~/.cache/huggingface), HF_HUB_CACHE (legacy HUGGINGFACE_HUB_CACHE; default $HF_HOME/hub),
 //   HF_TOKEN (else the file HF_TOKEN_PATH, default $HF_HOME/token), HF_HUB_OFFLINE
-//   (or TRANSFORMERS_OFFLINE; 1/ON/YES/TRUE), HF_HUB_DOWNLOAD_TIMEOUT (seconds, default 10).
+//   (or TRANSFORMERS_OFFLINE; 1/ON/YES/TRUE), HF_HUB_DOWNLOAD_TIMEOUT (seconds, default 10);
+//   and the CA bundle Python's HTTP clients honour: CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, SSL_CERT_FILE.
 // (GPT2_LIBCURL, the libcurl to load, is read with the other GPT2_* variables in Settings.)
 import Foundation
 
@@ -21,9 +22,12 @@ public struct HubEnvironment: Sendable, Equatable {
     public var offline: Bool
     /// Seconds to connect, and the longest stall (no byte received) before a retry.
     public var timeout: Int
+    /// A PEM file of certificate authorities to trust instead of the system's (a TLS-inspecting
+    /// proxy, a private mirror).
+    public var caBundle: String?
 
     public init(endpoint: String = "https://huggingface.co", cacheDirectory: String, token: String? = nil,
-                tokenSource: String? = nil, offline: Bool = false, timeout: Int = 10) {
+                tokenSource: String? = nil, offline: Bool = false, timeout: Int = 10, caBundle: String? = nil) {
         var e = endpoint
         while e.hasSuffix("/") { e.removeLast() }
         self.endpoint = e
@@ -32,6 +36,7 @@ public struct HubEnvironment: Sendable, Equatable {
         self.tokenSource = tokenSource
         self.offline = offline
         self.timeout = timeout
+        self.caBundle = caBundle
     }
 
     /// The settings from `environment` (default: this process's), as huggingface_hub computes them.
@@ -64,7 +69,8 @@ public struct HubEnvironment: Sendable, Equatable {
         let timeout = value("HF_HUB_DOWNLOAD_TIMEOUT").flatMap { Double($0) }.map { max(1, Int($0.rounded(.up))) } ?? 10
         return HubEnvironment(endpoint: value("HF_ENDPOINT") ?? "https://huggingface.co", cacheDirectory: cache,
                               token: token, tokenSource: source,
-                              offline: isTrue("HF_HUB_OFFLINE") || isTrue("TRANSFORMERS_OFFLINE"), timeout: timeout)
+                              offline: isTrue("HF_HUB_OFFLINE") || isTrue("TRANSFORMERS_OFFLINE"), timeout: timeout,
+                              caBundle: value("CURL_CA_BUNDLE") ?? value("REQUESTS_CA_BUNDLE") ?? value("SSL_CERT_FILE"))
     }
 
 }

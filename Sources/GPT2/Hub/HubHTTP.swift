@@ -95,7 +95,7 @@ final class HubHTTP: Sendable {
         for _ in 0..<10 {
             let request = HTTPRequest(url: url, headers: authorization(for: url), rangeStart: rangeStart,
                                       acceptCompressed: acceptCompressed, connectTimeout: environment.timeout,
-                                      stallTimeout: environment.timeout)
+                                      stallTimeout: environment.timeout, caBundle: environment.caBundle)
             let head: HTTPResponseHead, body: [UInt8]
             do {
                 (head, body) = try session.perform(request, sink: sink)
