@@ -16,11 +16,16 @@ struct BenchTokenizer: ParsableCommand {
     @Argument(help: "UTF-8 text file.")
     var file: String
 
-    @Option(help: "Encoding threads.")
+    @Option(parsing: .unconditional, help: "Encoding threads.")
     var threads: Int = 1
 
-    @Option(help: "Repetitions (the best is reported).")
+    @Option(parsing: .unconditional, help: "Repetitions (the best is reported).")
     var repeats: Int = 1
+
+    func validate() throws {
+        try NumberOption.check("--threads", threads, atLeast: 1, atMost: NumberLimit.count)
+        try NumberOption.check("--repeats", repeats, atLeast: 1, atMost: NumberLimit.count)
+    }
 
     func run() throws {
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read '\(file)'") }
@@ -50,13 +55,13 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Preset or model path.")
     var model: String = "gpt2"
 
-    @Option(name: .customShort("B"), help: "Batch size.")
+    @Option(name: .customShort("B"), parsing: .unconditional, help: "Batch size.")
     var batch: Int = 4
 
-    @Option(name: .customShort("T"), help: "Sequence length.")
+    @Option(name: .customShort("T"), parsing: .unconditional, help: "Sequence length.")
     var seq: Int = 64
 
-    @Option(help: "Timed steps (after one warm-up step).")
+    @Option(parsing: .unconditional, help: "Timed steps (after one warm-up step).")
     var steps: Int = 5
 
     @Option(help: "Device: cpu, cuda, or auto (CUDA when usable, else the CPU).")
@@ -67,6 +72,12 @@ struct BenchTrain: ParsableCommand {
 
     @Flag(help: "CUDA: after the timed steps, time one step op by op and print the table.")
     var profile = false
+
+    func validate() throws {
+        try NumberOption.check("-B", batch, atLeast: 1, atMost: NumberLimit.batch)
+        try NumberOption.check("-T", seq, atLeast: 1, atMost: NumberLimit.tokens)
+        try NumberOption.check("--steps", steps, atLeast: 1, atMost: NumberLimit.count)
+    }
 
     func run() throws {
         let gpt = try resolveModel(model)
@@ -132,17 +143,23 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Preset or model path.")
     var model: String = "gpt2"
 
-    @Option(help: "Prompt length in tokens.")
+    @Option(parsing: .unconditional, help: "Prompt length in tokens.")
     var promptTokens: Int = 8
 
-    @Option(help: "New tokens.")
+    @Option(parsing: .unconditional, help: "New tokens.")
     var maxTokens: Int = 64
 
-    @Option(help: "Repetitions (the best is reported).")
+    @Option(parsing: .unconditional, help: "Repetitions (the best is reported).")
     var repeats: Int = 3
 
     @Flag(help: "Score the whole vocabulary in fp32 every step (no two-pass LM head), for comparison.")
     var fullHead = false
+
+    func validate() throws {
+        try NumberOption.check("--prompt-tokens", promptTokens, atLeast: 1, atMost: NumberLimit.tokens)
+        try NumberOption.check("--max-tokens", maxTokens, atLeast: 1, atMost: NumberLimit.tokens)
+        try NumberOption.check("--repeats", repeats, atLeast: 1, atMost: NumberLimit.count)
+    }
 
     func run() throws {
         let gpt = try resolveModel(model)
@@ -151,6 +168,7 @@ struct BenchGenerate: ParsableCommand {
             throw ValidationError("need 1 <= prompt-tokens and prompt-tokens + max-tokens <= \(c.maxSeqLen)")
         }
         let prompt = Array(GPT2Tokenizer.gpt2.encode(String(repeating: "Hello, I'm a language model, ", count: promptTokens)).prefix(promptTokens))
+        try c.checkTokens(prompt, source: "the benchmark prompt")
         print("model: \(describe(c)); prompt \(promptTokens) tokens, \(maxTokens) new; threads \(Parallel.threadCount)")
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {

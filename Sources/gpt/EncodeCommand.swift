@@ -20,7 +20,7 @@ struct Encode: ParsableCommand {
     @Flag(help: "Map the literal <|endoftext|> to id 50256 (otherwise it is ordinary text).")
     var allowSpecial = false
 
-    @Option(help: "Encoding threads (default: all cores).")
+    @Option(parsing: .unconditional, help: "Encoding threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(name: [.short, .long], help: "Write raw ids to this file instead of decimal text to stdout.")
@@ -33,7 +33,7 @@ struct Encode: ParsableCommand {
     var tokenizer: String?
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try NumberOption.check("--threads", threads, atLeast: 1, atMost: NumberLimit.count)
     }
 
     func run() throws {

@@ -24,11 +24,13 @@ struct EvalLoss: ParsableCommand {
 
     func run() throws {
         let gpt = try resolveModel(model)
+        if text != "-", let problem = FileKind.regularFileProblem(text) { throw CLIError("cannot read --text '\(text)': \(problem)") }
         let (fd, name) = try openInput(text)
         defer { if fd != 0 { close(fd) } }
         var ids: [Int32] = []
         try GPT2Tokenizer.gpt2.encodeStream(fd: fd, path: name) { ids += $0 }
         guard ids.count >= 2 else { throw CLIError("'\(text)' has \(ids.count) token(s); need at least 2 to score") }
+        try gpt.config.checkTokens(ids, source: "'\(name)'")
         let engine = try makeInferenceEngine(gpt, deviceOptions)
         let loss = try windowedLoss(engine: engine, ids: ids)
         print("tokens \(ids.count) predictions \(ids.count - 1)")

@@ -21,7 +21,7 @@ struct EvalHellaSwag: ParsableCommand {
     @Option(help: "hellaswag_val.jsonl (official) or hellaswag_val.bin (llm.c dev/data/hellaswag.py).")
     var data: String?
 
-    @Option(help: "Score only the first N examples.")
+    @Option(parsing: .unconditional, help: "Score only the first N examples.")
     var limit: Int?
 
     @Option(help: "Fetch the official validation set into this directory and exit.")
@@ -30,7 +30,7 @@ struct EvalHellaSwag: ParsableCommand {
     @Option(help: "URL for --download.")
     var url: String = HellaSwag.officialURL
 
-    @Option(help: "Most tokens (rows × length) per forward pass; examples are packed up to it (default: what the engine prefers, 1024 on the CPU).")
+    @Option(parsing: .unconditional, help: "Most tokens (rows × length) per forward pass; examples are packed up to it (default: what the engine prefers, 1024 on the CPU).")
     var tokensPerForward: Int?
 
     @OptionGroup var deviceOptions: DeviceOptions
@@ -45,8 +45,8 @@ struct EvalHellaSwag: ParsableCommand {
         if download != nil && (model != nil || data != nil) {
             throw ValidationError("--download only fetches the file; run again with --model and --data to score it")
         }
-        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
-        if let tokensPerForward, tokensPerForward < 1 { throw ValidationError("--tokens-per-forward must be at least 1") }
+        try NumberOption.check("--limit", limit, atLeast: 1)
+        try NumberOption.check("--tokens-per-forward", tokensPerForward, atLeast: 1, atMost: NumberLimit.tokens * NumberLimit.batch)
     }
 
     func run() throws {

@@ -48,28 +48,35 @@ extension Prepare {
         throw ValidationError("give --output DIR (only the presets \(DatasetPreset.all.map(\.name).joined(separator: ", ")) have a default)")
     }
 
-    /// Prepares INPUTs after resolving presets and hf:// locations: hub files are downloaded into
-    /// the Hugging Face cache (in parallel) and read from there; with --stream each is tokenized as
-    /// soon as it is verified and deleted after.
+    /// Prepares INPUTs after resolving presets and hf:// locations. Hub files download into the
+    /// Hugging Face cache (8 at a time) while the first ones are tokenized, in input order; with
+    /// --stream one file is fetched ahead of the one being read, and each is deleted once read.
     func prepareInputs(report: @escaping (PrepareProgress) -> Void) throws -> PrepareSummary {
         let preset = try preset()
         let locations = preset.map { [$0.location] } ?? inputs
         let shardName = name ?? preset?.shardName ?? "data"
         let outputDirectory = try outputDirectory()
-        if stream {
-            guard locations.allSatisfy(HubURI.isHubURI) else {
-                throw ValidationError("--stream reads hf:// locations (or a preset); local inputs are prepared without it")
-            }
+        if stream && !locations.allSatisfy(HubURI.isHubURI) {
+            throw ValidationError("--stream reads hf:// locations (or a preset); local inputs are prepared without it")
         }
         guard locations.contains(where: HubURI.isHubURI) else {
             return try DatasetPreparer.prepare(inputs: locations, outputDirectory: outputDirectory, name: shardName,
                                                shardTokens: shardTokens, valTokens: valTokens, format: format,
-                                               threads: threads, stdinFormat: stdinFormat, overwrite: overwrite,
-                                               progress: report)
+                                               threads: threads, stdinFormat: stdinFormat, column: column,
+                                               overwrite: overwrite, progress: report)
         }
+        // Local inputs are checked before anything downloads.
+        let localInputs = locations.filter { !HubURI.isHubURI($0) }
+        if !localInputs.isEmpty { _ = try DocumentReader.resolve(inputs: localInputs, stdinFormat: stdinFormat) }
         let client = HubClient()
-        var sets: [HubFileSet] = []
-        for location in locations where HubURI.isHubURI(location) {
+        let printer = HubProgressPrinter(verb: stream ? "streaming" : "downloading")
+        defer { printer.finish() }
+        var sources: [ChainedInputQueue.Source] = []
+        for location in locations {
+            guard HubURI.isHubURI(location) else {
+                sources.append(.local(location))
+                continue
+            }
             var uri = try HubURI.parse(location)
             if uri.repo.kind == .model && !location.hasPrefix("hf://models/") {
                 throw ValidationError("'\(location)' names a model repository; datasets are hf://datasets/OWNER/NAME/...")
@@ -80,23 +87,66 @@ extension Prepare {
             let line = location + ": \(set.files.count) file(s), " + String(format: "%.2f GB", size) + " at commit "
                 + set.commit.prefix(12) + (set.fromCache ? " (from the cache)" : "") + "\n"
             FileHandle.standardError.write(Data(line.utf8))
-            sets.append(set)
+            let queue = HubFileQueue(client: client, files: set, prefetch: stream ? 1 : nil, deleteAfterUse: stream,
+                                     progress: printer.callback)
+            if !stream { queue.start() }   // every download begins now; tokenizing starts with the first file
+            sources.append(.hub(queue))
         }
-        // Downloaded first (8 files at a time), then read from the cache in input order.
-        let printer = HubProgressPrinter(verb: "downloading")
-        var paths: [String] = []
-        var next = sets.makeIterator()
-        for location in locations {
-            if HubURI.isHubURI(location) {
-                paths += try client.download(next.next()!, progress: printer.callback)
-            } else {
-                paths.append(location)
+        let queue = ChainedInputQueue(sources)
+        defer { queue.cancel() }   // after an error, stop the downloads still running
+        return try DatasetPreparer.prepare(queue: queue, outputDirectory: outputDirectory, name: shardName,
+                                           shardTokens: shardTokens, valTokens: valTokens, format: format,
+                                           threads: threads, stdinFormat: stdinFormat, column: column,
+                                           overwrite: overwrite) { p in
+            printer.setSuffix(String(format: "tokenized %.1f MB, %d docs, %d tokens, %d shards, %.0f tok/s",
+                                     Double(p.bytesRead) / 1e6, p.documents, p.tokens, p.shardsWritten, p.tokensPerSecond))
+        }
+    }
+}
+
+/// INPUTs in order: local paths as they are, hub locations through their download queues.
+final class ChainedInputQueue: PrepareInputQueue, @unchecked Sendable {
+    enum Source {
+        case local(String)
+        case hub(HubFileQueue)
+    }
+
+    private let lock = NSLock()
+    private let sources: [Source]
+    private var index = 0
+    private var owners: [String: HubFileQueue] = [:]
+
+    init(_ sources: [Source]) { self.sources = sources }
+
+    /// Called by one consumer thread; `done` may come from another while this one waits for a
+    /// download (which may need that `done` to free its slot), so the lock is not held while waiting.
+    func next() throws -> String? {
+        while index < sources.count {
+            switch sources[index] {
+            case .local(let path):
+                index += 1
+                return path
+            case .hub(let queue):
+                if let path = try queue.next() {
+                    lock.lock()
+                    owners[path] = queue
+                    lock.unlock()
+                    return path
+                }
+                index += 1
             }
         }
-        printer.finish()
-        return try DatasetPreparer.prepare(inputs: paths, outputDirectory: outputDirectory, name: shardName,
-                                           shardTokens: shardTokens, valTokens: valTokens, format: format,
-                                           threads: threads, stdinFormat: stdinFormat, overwrite: overwrite,
-                                           progress: report)
+        return nil
+    }
+
+    func done(_ path: String) {
+        lock.lock()
+        let owner = owners.removeValue(forKey: path)
+        lock.unlock()
+        owner?.done(path)
+    }
+
+    func cancel() {
+        for case .hub(let queue) in sources { queue.cancel() }
     }
 }

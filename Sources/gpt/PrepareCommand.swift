@@ -8,9 +8,14 @@ struct Prepare: ParsableCommand {
         abstract: "Tokenize text into training shards (build-nanogpt's fineweb.py / llm.c's data scripts).",
         discussion: """
         INPUT: plain-text files (one document each), JSONL files with a "text" field (FineWeb-Edu, \
-        OpenWebText exports), directories of them, or - for stdin. Every document starts with \
-        <|endoftext|> (50256). Shards: PREFIX_val_000000 first, then PREFIX_train_000001, ... \
-        as uint16 .npy (numpy 1.0) or llm.c .bin. Output is identical for any --threads.
+        OpenWebText exports), Parquet files (one document per row of the "text" column, as \
+        FineWeb-Edu and OpenWebText are on the Hugging Face hub; null rows are skipped), directories \
+        of them, or - for stdin. --column picks another JSONL field / Parquet column. Every document \
+        starts with <|endoftext|> (50256). Shards: PREFIX_val_000000 first, then PREFIX_train_000001, \
+        ... as uint16 .npy (numpy 1.0) or llm.c .bin. Output is identical for any --threads.
+
+        Input that fits in one shard (and no --val-tokens): its last ~10% becomes the val shard (cut \
+        at a document start between 75% and 95% when there is one) and the rest the train shard.
 
         INPUT may also be a Hugging Face hub location, hf://datasets/OWNER/NAME[@REVISION]/PATH \
         (a file, a folder, or a glob: * ? [...] within a folder, ** across), downloaded into the \
@@ -40,10 +45,10 @@ struct Prepare: ParsableCommand {
     @Option(help: "Shard name prefix (fineweb.py: edufineweb).")
     var name: String?
 
-    @Option(help: "Tokens per shard (fineweb.py: 100M).")
+    @Option(help: "Tokens per shard (fineweb.py: 100M; at most 2^31 - 1).")
     var shardTokens: Int = 100_000_000
 
-    @Option(help: "Tokens in the validation shard (default: a whole first shard, as fineweb.py).")
+    @Option(help: "Tokens in the validation shard (default: a whole first shard, as fineweb.py; ~10% when the input fits in one shard).")
     var valTokens: Int?
 
     @Option(help: "Shard format: npy (build-nanogpt) or bin (llm.c).")
@@ -52,8 +57,11 @@ struct Prepare: ParsableCommand {
     @Option(help: "Tokenizer threads (default: all cores).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Format of stdin ('-'): text or jsonl.")
+    @Option(help: "Format of stdin ('-') and of pipes such as <(zstdcat f.jsonl.zst): text or jsonl.")
     var stdinFormat: InputFormat = .text
+
+    @Option(help: "The JSONL field / Parquet column that holds the text.")
+    var column: String = "text"
 
     @Flag(help: "Replace existing shards with the same name.")
     var overwrite = false
@@ -64,6 +72,9 @@ struct Prepare: ParsableCommand {
         guard shardTokens >= 1 else { throw ValidationError("--shard-tokens must be positive") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         if let v = valTokens, v < 0 { throw ValidationError("--val-tokens must not be negative") }
+        if stdinFormat == .parquet {
+            throw ValidationError("stdin cannot be Parquet (Parquet needs random access); give the file's path instead")
+        }
     }
 
     func run() throws {
@@ -81,11 +92,14 @@ struct Prepare: ParsableCommand {
         }
         progress.finish()
         for s in summary.shards { print("wrote \(s)") }
-        if summary.shards.count == 1 && summary.valTokens > 0 {
-            print("note: the input fits in one shard, which became the val shard (as fineweb.py); use --val-tokens N or a smaller --shard-tokens to get train shards")
+        if let split = summary.autoSplit {
+            let share = String(format: "%.1f%%", 100 * Double(split.valTokens) / Double(split.trainTokens + split.valTokens))
+            let cut = split.atDocumentBoundary ? "cut at a document start" : "cut inside a document: none starts between 75% and 95%"
+            print("note: the input fits in one shard, so its last \(split.valTokens) tokens (\(share), \(cut)) are the val shard "
+                  + "and the first \(split.trainTokens) the train shard; use --val-tokens N to choose the val size")
         }
-        print(String(format: "%d documents, %d tokens (%d val) in %d shards, %.1f MB in %.2f s",
-                     summary.documents, summary.tokens, summary.valTokens, summary.shards.count,
-                     Double(summary.bytesRead) / 1e6, summary.elapsed))
+        let nulls = summary.nullRows > 0 ? " (\(summary.nullRows) null rows skipped)" : ""
+        let size = String(format: "%.1f MB in %.2f s", Double(summary.bytesRead) / 1e6, summary.elapsed)
+        print("\(summary.documents) documents\(nulls), \(summary.tokens) tokens (\(summary.valTokens) val) in \(summary.shards.count) shards, \(size)")
     }
 }

@@ -13,19 +13,19 @@ struct Sample: ParsableCommand {
     @Option(help: "Prompt text.")
     var prompt: String = "Hello, I'm a language model,"
 
-    @Option(help: "Number of samples.")
+    @Option(parsing: .unconditional, help: "Number of samples.")
     var numSamples: Int = 5
 
-    @Option(help: "New tokens per sample.")
+    @Option(parsing: .unconditional, help: "New tokens per sample.")
     var maxTokens: Int = 30
 
-    @Option(help: "Sample from the k most likely tokens (0: all).")
+    @Option(parsing: .unconditional, help: "Sample from the k most likely tokens (0: all).")
     var topK: Int = 50
 
-    @Option(help: "Softmax temperature; 0 means greedy.")
+    @Option(parsing: .unconditional, help: "Softmax temperature; 0 means greedy.")
     var temperature: Float = 1.0
 
-    @Option(help: "Random seed.")
+    @Option(parsing: .unconditional, help: "Random seed.")
     var seed: UInt64 = 42
 
     @OptionGroup var deviceOptions: DeviceOptions
@@ -34,10 +34,10 @@ struct Sample: ParsableCommand {
     var ids = false
 
     func validate() throws {
-        guard numSamples >= 1 else { throw ValidationError("--num-samples must be at least 1") }
-        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must not be negative") }
-        guard topK >= 0 else { throw ValidationError("--top-k must not be negative") }
-        guard temperature >= 0 && temperature.isFinite else { throw ValidationError("--temperature must be >= 0") }
+        try NumberOption.check("--num-samples", numSamples, atLeast: 1, atMost: NumberLimit.batch)
+        try NumberOption.check("--max-tokens", maxTokens, atLeast: 0, atMost: NumberLimit.tokens)
+        try NumberOption.check("--top-k", topK, atLeast: 0)
+        try NumberOption.check("--temperature", temperature, atLeast: 0)
     }
 
     func run() throws {
@@ -46,7 +46,7 @@ struct Sample: ParsableCommand {
         let tok = GPT2Tokenizer.gpt2
         let promptIds = tok.encode(prompt)
         guard !promptIds.isEmpty else { throw ValidationError("--prompt is empty") }
-        try gpt.checkTokens(promptIds)
+        try gpt.config.checkTokens(promptIds, source: "the prompt (--prompt)")
         let total = min(gpt.config.maxSeqLen, promptIds.count + maxTokens)
         let sampler = Sampler(topK: topK, temperature: temperature)
         let samples: [[Int32]]

@@ -20,15 +20,16 @@ struct Selftest: ParsableCommand {
     var device: Device = .cuda
     @Option(help: "Activation precision: fp32 (parity), bf16 (training), or both.")
     var precision: Precision = .both
-    @Option(help: "GPU ordinal.")
+    @Option(parsing: .unconditional, help: "GPU ordinal.")
     var gpu: Int = 0
-    @Option(help: "Training steps of the small model.")
+    @Option(parsing: .unconditional, help: "Training steps of the small model.")
     var steps: Int = 3
     @Flag(help: "Skip the model steps (kernels only).")
     var kernelsOnly = false
 
     func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be at least 1") }
+        try NumberOption.check("--gpu", gpu, atLeast: 0)
+        try NumberOption.check("--steps", steps, atLeast: 1, atMost: NumberLimit.count)
     }
 
     func run() throws {

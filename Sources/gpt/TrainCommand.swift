@@ -144,22 +144,28 @@ struct Train: ParsableCommand {
         if (layers != nil || heads != nil || embd != nil) && (layers == nil || heads == nil || embd == nil) {
             throw ValidationError("--layers, --heads and --embd go together")
         }
-        for (name, v) in [("-B", batch), ("-T", seqLen), ("--total-batch", totalBatch), ("--max-steps", maxSteps),
-                          ("--val-every", valEvery), ("--val-steps", valSteps), ("--sample-every", sampleEvery),
+        let steps = 1 << 30   // steps and cadences: far beyond any run
+        try NumberOption.check("-B", batch, atLeast: 1, atMost: NumberLimit.batch)
+        try NumberOption.check("-T", seqLen, atLeast: 1, atMost: NumberLimit.tokens)
+        try NumberOption.check("--total-batch", totalBatch, atLeast: 1, atMost: 1 << 34)
+        try NumberOption.check("--max-steps", maxSteps, atLeast: 1, atMost: steps)
+        try NumberOption.check("--warmup-steps", warmupSteps, atLeast: 0, atMost: steps)
+        for (name, v) in [("--val-every", valEvery), ("--val-steps", valSteps), ("--sample-every", sampleEvery),
                           ("--checkpoint-every", checkpointEvery), ("--keep-checkpoints", keepCheckpoints),
-                          ("--hellaswag-every", hellaswagEvery), ("--hellaswag-limit", hellaswagLimit), ("--max-skips", maxSkips),
-                          ("--layers", layers), ("--heads", heads), ("--embd", embd), ("--seq", seq)] {
-            if let v, v < 1 { throw ValidationError("\(name) must be at least 1 (got \(v))") }
+                          ("--hellaswag-every", hellaswagEvery), ("--hellaswag-limit", hellaswagLimit), ("--max-skips", maxSkips)] {
+            try NumberOption.check(name, v, atLeast: 1, atMost: steps)
         }
-        for (name, v) in [("--warmup-steps", warmupSteps), ("--sample-tokens", sampleTokens)] {
-            if let v, v < 0 { throw ValidationError("\(name) must not be negative (got \(v))") }
-        }
-        for (name, v) in [("--max-lr", maxLr), ("--min-lr-frac", minLrFrac), ("--weight-decay", weightDecay),
-                          ("--grad-clip", gradClip), ("--skip-loss-z", skipLossZ), ("--skip-grad-z", skipGradZ)] {
-            if let v, !(v.isFinite && v >= 0) { throw ValidationError("\(name) must be a finite number >= 0 (got \(v))") }
-        }
-        if let v = maxLr, v == 0 { throw ValidationError("--max-lr must be positive") }
-        if let v = minLrFrac, v > 1 { throw ValidationError("--min-lr-frac is a fraction of --max-lr: at most 1 (got \(v))") }
+        try NumberOption.check("--sample-tokens", sampleTokens, atLeast: 0, atMost: NumberLimit.tokens)
+        try NumberOption.check("--layers", layers, atLeast: 1, atMost: 1024)
+        try NumberOption.check("--heads", heads, atLeast: 1, atMost: 1024)
+        try NumberOption.check("--embd", embd, atLeast: 1, atMost: 65536)
+        try NumberOption.check("--seq", seq, atLeast: 1, atMost: NumberLimit.tokens)
+        try NumberOption.check("--max-lr", maxLr, above: 0, atMost: 100)
+        try NumberOption.check("--min-lr-frac", minLrFrac, atLeast: 0, atMost: 1)
+        try NumberOption.check("--weight-decay", weightDecay, atLeast: 0, atMost: 100)
+        try NumberOption.check("--grad-clip", gradClip, atLeast: 0)
+        try NumberOption.check("--skip-loss-z", skipLossZ, atLeast: 0)
+        try NumberOption.check("--skip-grad-z", skipGradZ, atLeast: 0)
         if !resume && (hellaswagEvery == nil) != (hellaswagData == nil) {
             throw ValidationError("--hellaswag-every and --hellaswag-data go together")
         }
@@ -196,7 +202,8 @@ struct Train: ParsableCommand {
     func requestedConfig() throws -> GPT2Config? {
         if let layers, let heads, let embd {
             let c = GPT2Config(maxSeqLen: seq ?? 1024, numLayers: layers, numHeads: heads, channels: embd)
-            if let problem = c.validationError { throw ValidationError(problem) }
+            let flags: [GPT2ConfigField: String] = [.numLayers: "--layers", .numHeads: "--heads", .channels: "--embd", .maxSeqLen: "--seq"]
+            if let problem = c.problem(naming: { flags[$0] ?? $0.rawValue }) { throw ValidationError(problem) }
             return c
         }
         if let model {

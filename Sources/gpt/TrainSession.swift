@@ -104,6 +104,9 @@ struct TrainSession {
         let c = gpt.config
         let t = configuration.options
         guard t.T <= c.maxSeqLen else { throw CLIError("-T \(t.T) exceeds the model's context of \(c.maxSeqLen)") }
+        if configuration.sampleTokens > 0 {
+            try c.checkTokens(GPT2Tokenizer.gpt2.encode(configuration.samplePrompt), source: "the sample prompt (--sample-prompt)")
+        }
         guard FileManager.default.fileExists(atPath: configuration.data) else {
             throw CLIError("data directory '\(configuration.data)' does not exist")
         }
@@ -111,10 +114,11 @@ struct TrainSession {
         // Data, engine, trainer.
         let (rank, world) = (group.rank, group.worldSize)
         let trainLoader = try DataLoader(directory: configuration.data, split: .train, B: t.B, T: t.T, rank: rank, worldSize: world,
-                                         shuffle: t.shuffle, seed: t.seed)
+                                         shuffle: t.shuffle, seed: t.seed, vocabSize: c.vocabSize)
         let valLoader: DataLoader?   // no val shards: no validation; an unusable one is an error
         do {
-            valLoader = try DataLoader(directory: configuration.data, split: .val, B: t.B, T: t.T, rank: rank, worldSize: world)
+            valLoader = try DataLoader(directory: configuration.data, split: .val, B: t.B, T: t.T, rank: rank, worldSize: world,
+                                       vocabSize: c.vocabSize)
         } catch DataLoaderError.noShards {
             valLoader = nil
         }
@@ -143,12 +147,13 @@ struct TrainSession {
         say("every: validation \(configuration.valEvery) (\(configuration.valSteps) batches), samples \(configuration.sampleEvery), checkpoint \(configuration.checkpointEvery) (keep \(configuration.keepCheckpoints))"
             + (configuration.hellaswagEvery.map { ", HellaSwag \($0) (\(hellaswag.count) examples)" } ?? ""))
         for n in notes { say("note: \(n)") }
-        say("run directory: \(directory.path)")
+        say("run directory: \(directory.path)" + (configuration.tensorboard ? " (TensorBoard: tensorboard --logdir \(shellQuote((directory.path as NSString).deletingLastPathComponent.isEmpty ? "." : (directory.path as NSString).deletingLastPathComponent)))" : ""))
         if let point = resumePoint { say("resuming from \(point.checkpoint) at step \(point.state.step)") }
 
         let printer = RunPrinter(group: group, config: c, T: t.T, cuda: cuda)
         let run = try TrainingRun(directory: directory, configuration: configuration, trainer: trainer, host: gpt, hellaswag: hellaswag,
                                   ranks: .init(rank: rank, worldSize: world, reducer: group.reducer), resumedFrom: resumePoint,
+                                  peakFLOPS: cuda.flatMap { MFU.peakFLOPS(deviceName: $0.device.name, bf16: $0.precision == .bf16) },
                                   events: printer.handle)
         created = false   // the run has written its files: keep the directory whatever happens now
         installStopHandlers()
@@ -202,7 +207,7 @@ struct TrainSession {
         if let data = command.data {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: data, isDirectory: &isDir) else { throw CLIError("data directory '\(data)' does not exist") }
-            guard isDir.boolValue else { throw CLIError("--data '\(data)' is a file; --data takes a directory of shards (gpt prepare --output DIR)") }
+            guard isDir.boolValue else { throw CLIError("--data '\(data)' is a regular file, not a directory; --data takes a directory of shards (gpt prepare --output DIR)") }
             return data
         }
         let dir = "data/shakespeare"

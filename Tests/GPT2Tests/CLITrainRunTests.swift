@@ -208,7 +208,7 @@ final class CLITrainRunTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/run2"), r.stderr)
         let file = try runGPT(["train", "--data", data + "/t_train_000001.npy", "--out", root + "/run3"])
         XCTAssertEqual(file.status, 1)
-        XCTAssertTrue(file.stderr.contains("is a file; --data takes a directory"), file.stderr)
+        XCTAssertTrue(file.stderr.contains("is a regular file, not a directory; --data takes a directory"), file.stderr)
     }
 
     /// `--data DIR --model d4` on a small dataset: derived defaults, each explained.

@@ -102,11 +102,20 @@ final class DataPrepareTests: XCTestCase {
         XCTAssertEqual(summary.shards.first, out + "/ds_train_000001.npy")
         XCTAssertEqual(try summary.shards.flatMap { try TokenShard.read(path: $0) }, expected)
 
-        // Input smaller than one shard (fineweb.py behaviour): a single, partial val shard.
+        // Input smaller than one shard: its last ~10% (from a document start) is val, the rest train.
         out = try DataTestSupport.makeDirectory(self)
         summary = try DatasetPreparer.prepare(inputs: inputs, outputDirectory: out, name: "ds", threads: 1)
-        XCTAssertEqual(shardNames(out), ["ds_val_000000.npy"])
-        XCTAssertEqual(try TokenShard.read(path: summary.shards[0]), expected)
+        XCTAssertEqual(shardNames(out), ["ds_train_000001.npy", "ds_val_000000.npy"])
+        XCTAssertEqual(summary.shards, [out + "/ds_val_000000.npy", out + "/ds_train_000001.npy"])
+        let val = try TokenShard.read(path: summary.shards[0]), train = try TokenShard.read(path: summary.shards[1])
+        XCTAssertEqual(train + val, expected)
+        // The last document (c.txt) covers 75%...95% of the stream, so the cut falls inside it, at 90%.
+        XCTAssertEqual(summary.autoSplit, AutoSplit(trainTokens: train.count, valTokens: val.count, atDocumentBoundary: false))
+        XCTAssertEqual(summary.autoSplit, AutoSplit.choose(expected, endOfText: eot))
+        XCTAssertEqual(train.count, expected.count - expected.count / 10)
+        XCTAssertEqual(summary.valTokens, val.count)
+        XCTAssertGreaterThanOrEqual(val.count, expected.count / 20)
+        XCTAssertLessThanOrEqual(val.count, expected.count / 4)
 
         // A stream that fills its shards exactly leaves no empty trailing shard.
         out = try DataTestSupport.makeDirectory(self)

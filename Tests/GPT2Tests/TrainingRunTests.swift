@@ -89,6 +89,39 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(jsonSteps, Array(0..<10))
     }
 
+    /// TensorBoard shows what log.txt says, each step once, after a stop and a resume (the resume
+    /// marks a restart, so the steps logged after the checkpoint before the stop are dropped).
+    func testTensorBoardEqualsTheLogAcrossAResume() throws {
+        guard let python = referencePython(importing: ["tensorboard"]) else { throw XCTSkip("needs the tensorboard package (GPT2_PYTHON)") }
+        let data = try TrainingTests.makeShards(tokens: 4000)
+        let dir = try TestPaths.temporaryDirectory().appendingPathComponent("run").path
+        var config = Self.configuration(data: data, steps: 10)
+        config.tensorboard = true
+        config.checkpointEvery = 3
+        let first = try Self.makeRun(dir: dir, config: config, resume: false)
+        XCTAssertEqual(try first.run(stopRequested: { first.trainer.step >= 5 }), .interrupted(checkpoint: dir + "/checkpoint_000005.safetensors"))
+        try FileManager.default.removeItem(atPath: dir + "/checkpoint_000005.safetensors")   // as if killed after step 4's log lines
+        XCTAssertEqual(try Self.makeRun(dir: dir, config: config, resume: true).run(stopRequested: { false }), .finished)
+
+        let r = try runProcess(python, [TestPaths.reference.appendingPathComponent("tensorboard_events.py").path, "read", dir])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        struct Events: Decodable { var scalars: [String: [[Double]]] }
+        let events = try JSONDecoder().decode(Events.self, from: r.stdout)
+        let textTags = ((try JSONSerialization.jsonObject(with: r.stdout) as? [String: Any])?["text"] as? [String: Any])?.keys.map { $0 } ?? []
+        let lines = try String(contentsOfFile: dir + "/log.txt", encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ") }
+        func logged(_ kind: String) -> [(Int, Double)] { lines.filter { $0[1] == kind }.map { (Int($0[0])!, Double($0[2])!) } }
+        for (kind, tag) in [("train", "train/loss"), ("val", "val/loss")] {
+            let want = logged(kind), got = events.scalars[tag] ?? []
+            XCTAssertEqual(got.map { Int($0[0]) }, want.map(\.0), tag)
+            for (g, w) in zip(got, want) { XCTAssertEqual(g[1], w.1, accuracy: 1e-4 * max(1, abs(w.1)), "\(tag) step \(w.0)") }
+        }
+        XCTAssertEqual(events.scalars["train/lr"]?.count, 10)
+        XCTAssertEqual(events.scalars["train/grad_norm"]?.count, 10)
+        XCTAssertEqual(events.scalars["train/tokens_per_sec"]?.count, 10)
+        XCTAssertTrue(textTags.contains { $0.hasPrefix("samples") }, "\(textTags)")
+        XCTAssertTrue(textTags.contains { $0.hasPrefix("options") }, "\(textTags)")
+    }
+
     /// A stop between micro-steps drops the partial step and rewinds the data: the checkpoint is
     /// the last whole step and the continuation is bit-identical.
     func testStopBetweenMicroStepsDropsThePartialStep() throws {

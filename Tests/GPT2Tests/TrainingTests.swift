@@ -163,26 +163,4 @@ final class TrainingTests: XCTestCase {
         guard case .nonFinite? = failure as? TrainingError else { return XCTFail("expected a non-finite error, got \(String(describing: failure))") }
         XCTAssertTrue(failure!.localizedDescription.contains("step"))
     }
-
-    func testPlotIsWellFormedSVGWithTheSeries() throws {
-        let series: [String: [(Int, Double)]] = ["train": [(0, 10.9), (1, 9.5), (2, 8.0)], "val": [(0, 10.8), (2, 8.1)],
-                                                 "hella": [(0, 0.25), (2, 0.26)]]
-        let svg = SVGPlot.render(series, title: "run <a & b>")
-        final class Collector: NSObject, XMLParserDelegate {
-            var series: [String] = []
-            var root: String?
-            func parser(_ p: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?, attributes: [String: String] = [:]) {
-                if root == nil { root = name }
-                if let s = attributes["data-series"] { series.append(s) }
-            }
-        }
-        let parser = XMLParser(data: Data(svg.utf8))
-        let c = Collector()
-        parser.delegate = c
-        XCTAssertTrue(parser.parse(), "\(parser.parserError.map { "\($0)" } ?? "")")
-        XCTAssertEqual(c.root, "svg")
-        for name in ["train loss", "val loss", "HellaSwag", "OpenAI GPT-2 (124M) checkpoint val loss", "OpenAI GPT-2 (124M)", "OpenAI GPT-3 (124M)"] {
-            XCTAssertTrue(c.series.contains(name), "missing series \(name): \(c.series)")
-        }
-    }
 }

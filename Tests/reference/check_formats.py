@@ -9,7 +9,9 @@ FormatsSafeTensorsTests; prints "ok" and exits 0 on success, raises otherwise).
       Opens FILE with safetensors.safe_open and checks the tensors written by the Swift test:
       "m" (F32, 2-D), "m_bf16" == m.to(bfloat16) bit for bit (round to nearest even; NaN matches any NaN),
       "mt" == m.T (written transposed), "mt_bf16" == m.T.to(bfloat16), "empty" (shape [0]),
-      "scalar" (shape []), and the __metadata__ map equals METADATA_JSON.
+      "scalar" (shape []), and the __metadata__ map equals METADATA_JSON plus "crc32c": a JSON
+      object giving, for every tensor, the CRC-32C (Castagnoli, computed here in pure Python) of
+      its bytes in the file as 8 hex digits.
 """
 import json
 import sys
@@ -52,12 +54,40 @@ def same_bf16(a, b):
     return torch.equal(na, nb) and torch.equal(ia[~na], ib[~nb])
 
 
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit: slow but independent."""
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def check_checksums(path, checksums_json):
+    """Every tensor's bytes (located with the file's own header) match the stored CRC-32C."""
+    assert crc32c(b"123456789") == 0xE3069283   # the standard check value
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    header.pop("__metadata__", None)
+    stored = json.loads(checksums_json)
+    assert set(stored) == set(header), (sorted(stored), sorted(header))
+    for name, entry in header.items():
+        b, e = entry["data_offsets"]
+        got = "%08x" % crc32c(raw[8 + n + b:8 + n + e])
+        assert stored[name] == got, f"{name}: stored crc32c {stored[name]}, computed {got}"
+
+
 def check_safetensors(path, metadata_json):
     from safetensors import safe_open
 
     with safe_open(path, framework="pt") as f:
         md = f.metadata()
         expected = json.loads(metadata_json)
+        assert "crc32c" in md, md
+        check_checksums(path, md.pop("crc32c"))
         assert md == expected, (md, expected)
         keys = set(f.keys())
         assert keys == {"m", "m_bf16", "mt", "mt_bf16", "empty", "scalar"}, keys

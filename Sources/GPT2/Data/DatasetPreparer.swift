@@ -1,7 +1,8 @@
 // Dataset preparation, as build-nanogpt's fineweb.py (and llm.c's dev/data scripts) do it: every
 // document is tokenized with GPT-2 and prefixed with <|endoftext|> (50256), the token stream is packed
 // into shards of `shardTokens` uint16 tokens, documents spill across shard boundaries, and shard 0 is
-// validation: NAME_val_000000, NAME_train_000001, NAME_train_000002, ...
+// validation: NAME_val_000000, NAME_train_000001, NAME_train_000002, ... (input smaller than one shard
+// is split ~90/10 instead, see `AutoSplit`). Inputs may arrive while it runs (`PrepareInputQueue`).
 // Batches of document pieces are encoded on all cores and written in input order, so the output is
 // byte-identical for any thread count. https://github.com/karpathy/build-nanogpt/blob/master/fineweb.py
 #if canImport(Glibc)
@@ -42,10 +43,14 @@ public struct PrepareSummary: Sendable {
     public var shards: [String]
     /// Documents read.
     public var documents: Int
+    /// Null Parquet rows skipped.
+    public var nullRows: Int
     /// Tokens written, all shards.
     public var tokens: Int
     /// Tokens in the validation shard (0 if none).
     public var valTokens: Int
+    /// Set when the input fit in one shard and was split into a val and a train shard.
+    public var autoSplit: AutoSplit?
     /// Input bytes read.
     public var bytesRead: Int
     /// Seconds taken.
@@ -60,6 +65,8 @@ public enum PrepareError: LocalizedError, Equatable {
     case existingShards(directory: String, first: String, count: Int)
     /// An option is out of range.
     case invalidOption(String)
+    /// The inputs hold no text (no documents, or only empty ones).
+    case emptyInput(inputs: [String], nullRows: Int)
 
     public var errorDescription: String? {
         switch self {
@@ -70,6 +77,10 @@ public enum PrepareError: LocalizedError, Equatable {
                 + "pass --overwrite to replace them, or choose another --output or --name"
         case let .invalidOption(message):
             return message
+        case let .emptyInput(inputs, nullRows):
+            let names = inputs.prefix(5).map { "'\($0)'" }.joined(separator: ", ") + (inputs.count > 5 ? " and \(inputs.count - 5) more" : "")
+            let nulls = nullRows > 0 ? " (\(nullRows) null rows skipped)" : ""
+            return "no text to prepare in \(inputs.isEmpty ? "the input" : names)\(nulls): every document is empty; check the input (and --column)"
         }
     }
 }
@@ -82,24 +93,27 @@ public enum DatasetPreparer {
     /// text is encoded as plain text). The token stream is cut into shards of `shardTokens`, so
     /// documents spill from one shard into the next; the last shard holds the remainder.
     /// - Without `valTokens` (fineweb.py): the first full shard is validation
-    ///   (`NAME_val_000000`), every later one training (`NAME_train_000001`, ...). Input smaller than
-    ///   one shard therefore yields only a validation shard.
+    ///   (`NAME_val_000000`), every later one training (`NAME_train_000001`, ...). Input that fits in
+    ///   one shard is split instead (see `AutoSplit`): its last ~10% becomes the val shard and the
+    ///   rest `NAME_train_000001`, and the summary's `autoSplit` says where the cut fell.
     /// - With `valTokens: N`: the validation shard holds the first N tokens of the stream only; the
     ///   training shards (`shardTokens` each, from index 000001) start with token N. `0` writes no
     ///   validation shard.
     ///
     /// Shards are written to `.FILE.tmp` in the output directory, fsync'd and renamed into place, so
     /// a crash or error never leaves a partial shard under a final name (shards completed before an
-    /// error stay). The output is byte-identical for any `threads`.
+    /// error stay). The output is byte-identical for any `threads`. Input without any text is an error.
     /// - Parameters:
-    ///   - inputs: text files, JSONL files, directories of them, `-` for standard input (see `DocumentReader`).
+    ///   - inputs: text, JSONL and Parquet files, directories of them, `-` for standard input (see
+    ///     `DocumentReader`). All are checked to exist before anything is written.
     ///   - outputDirectory: created if missing.
     ///   - name: the file-name prefix (`edufineweb` in fineweb.py).
-    ///   - shardTokens: tokens per shard (fineweb.py: 100M).
+    ///   - shardTokens: tokens per shard (fineweb.py: 100M), at most `maxShardTokens()`.
     ///   - valTokens: size of the validation shard, or nil for fineweb.py's behaviour.
     ///   - format: `.npy` (build-nanogpt) or `.bin` (llm.c).
-    ///   - threads: encoding threads (default: all cores).
+    ///   - threads: encoding (and Parquet decoding) threads (default: all cores).
     ///   - stdinFormat: how `-` is parsed (text unless JSONL is asked for).
+    ///   - column: the JSONL field / Parquet column holding the text.
     ///   - overwrite: replace existing shards of `name` in the directory (and delete stale ones this run
     ///     did not rewrite, once it succeeds); when false, existing shards are an error.
     ///   - pieceBytes: target size of the text pieces encoded in parallel (tests use small values).
@@ -115,28 +129,46 @@ public enum DatasetPreparer {
         format: ShardFormat = .npy,
         threads: Int = ProcessInfo.processInfo.activeProcessorCount,
         stdinFormat: InputFormat = .text,
+        column: String = "text",
         overwrite: Bool = false,
         pieceBytes: Int = 1 << 20,
         progress: (PrepareProgress) -> Void = { _ in }
     ) throws -> PrepareSummary {
-        guard shardTokens > 0 else { throw PrepareError.invalidOption("shard tokens must be > 0, got \(shardTokens)") }
-        if format == .bin, shardTokens > Int(Int32.max) {
-            throw PrepareError.invalidOption("llm.c .bin shards hold at most \(Int32.max) tokens, got --shard-tokens \(shardTokens)")
-        }
-        if let valTokens {
-            guard valTokens >= 0 else { throw PrepareError.invalidOption("val tokens must be >= 0, got \(valTokens)") }
-            if format == .bin, valTokens > Int(Int32.max) {
-                throw PrepareError.invalidOption("llm.c .bin shards hold at most \(Int32.max) tokens, got --val-tokens \(valTokens)")
-            }
-        }
-        guard threads > 0 else { throw PrepareError.invalidOption("threads must be > 0, got \(threads)") }
-        guard pieceBytes >= 16 else { throw PrepareError.invalidOption("piece bytes must be >= 16, got \(pieceBytes)") }
-        try checkName(name)
+        try checkOptions(shardTokens: shardTokens, valTokens: valTokens, threads: threads, pieceBytes: pieceBytes, name: name)
+        _ = try DocumentReader.resolve(inputs: inputs, stdinFormat: stdinFormat)  // every input exists, before any output
+        return try prepare(queue: FixedInputQueue(inputs), outputDirectory: outputDirectory, name: name, shardTokens: shardTokens,
+                           valTokens: valTokens, format: format, threads: threads, stdinFormat: stdinFormat, column: column,
+                           overwrite: overwrite, pieceBytes: pieceBytes, progress: progress)
+    }
+
+    /// Tokenizes the files `queue` hands out, in order, as `prepare(inputs:)` does with the same files
+    /// (the output is byte-identical). `queue.next()` is called when the files handed out so far have
+    /// been read, after the text read from them has been tokenized; `queue.done(path)` once a file
+    /// (or all files of a directory) has been read, so a streaming caller can delete it. Errors thrown
+    /// by `queue.next()` stop the run and are rethrown as they are.
+    /// - Parameters: see `prepare(inputs:)`; `queue` replaces `inputs`.
+    /// - Returns: the shards written and totals.
+    @discardableResult
+    public static func prepare(
+        queue: any PrepareInputQueue,
+        outputDirectory: String,
+        name: String = "data",
+        shardTokens: Int = 100_000_000,
+        valTokens: Int? = nil,
+        format: ShardFormat = .npy,
+        threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+        stdinFormat: InputFormat = .text,
+        column: String = "text",
+        overwrite: Bool = false,
+        pieceBytes: Int = 1 << 20,
+        progress: (PrepareProgress) -> Void = { _ in }
+    ) throws -> PrepareSummary {
+        try checkOptions(shardTokens: shardTokens, valTokens: valTokens, threads: threads, pieceBytes: pieceBytes, name: name)
 
         let start = DispatchTime.now().uptimeNanoseconds
         func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
-        let reader = try DocumentReader(inputs: inputs, stdinFormat: stdinFormat, pieceBytes: pieceBytes)
+        let reader = DocumentReader(queue: queue, stdinFormat: stdinFormat, pieceBytes: pieceBytes, column: column, threads: threads)
         try prepareOutputDirectory(outputDirectory)
         let existing = try existingShards(directory: outputDirectory, name: name)
         if !existing.isEmpty, !overwrite {
@@ -159,25 +191,28 @@ public enum DatasetPreparer {
         while !done {
             var batch: [RawItem] = []
             var bytes = 0
-            var readError: DocumentError?
+            var readError: Error?
             while bytes < batchBytes, batch.count < batchPieces {
-                let item: RawItem?
-                do throws(DocumentError) {
-                    item = try reader.nextItem()
+                let step: DocumentReader.Step
+                do {
+                    // Tokenize what we hold before waiting for the next download.
+                    step = try reader.step(mayWait: batch.isEmpty)
                 } catch {
                     // Write what came before the error first, so the shards left behind do not depend on batching.
                     readError = error
                     break
                 }
-                guard let item else { done = true; break }
+                if case .end = step { done = true }
+                guard case let .item(item) = step else { break }  // (waiting for the queue: encode what we hold)
                 switch item {
                 case let .piece(p): bytes += p.bytes.count
                 case let .jsonLine(l): bytes += l.bytes.count
+                case let .span(s): bytes += s.count
                 }
                 batch.append(item)
             }
             // In input order: the first bad JSONL line in the input is the one reported, for any thread count.
-            for result in encode(batch, threads: threads) {
+            for result in encode(batch, threads: threads, column: column) {
                 let ids = try result.get()
                 tokens += ids.count
                 try sink.append(ids) { report(shard: $0) }
@@ -185,15 +220,45 @@ public enum DatasetPreparer {
             if let readError { throw readError }
             report(shard: nil)
         }
-        try sink.finish { report(shard: $0) }
+        // Every document adds one <|endoftext|>; any text adds at least one more token.
+        if tokens == reader.documents {
+            throw PrepareError.emptyInput(inputs: reader.sources.map(\.displayName), nullRows: reader.nullRows)
+        }
+        let split = try sink.finish { report(shard: $0) }
 
         // Stale shards of an earlier, longer run would be read as part of this dataset.
         let written = Set(sink.written.map { splitPath($0).base })
         for stale in existing where !written.contains(stale) {
             unlink(joinPath(outputDirectory, stale))
         }
-        return PrepareSummary(shards: sink.written, documents: reader.documents, tokens: tokens,
-                              valTokens: sink.valTokensWritten, bytesRead: reader.bytesRead, elapsed: elapsed())
+        return PrepareSummary(shards: sink.written, documents: reader.documents, nullRows: reader.nullRows, tokens: tokens,
+                              valTokens: sink.valTokensWritten, autoSplit: split, bytesRead: reader.bytesRead, elapsed: elapsed())
+    }
+
+    /// The largest `shardTokens` / `valTokens` accepted: a shard is built in memory as uint16 tokens, so
+    /// at most an eighth of physical memory in tokens (a quarter in bytes), and never more than
+    /// 2^31 - 1 (the token count field of llm.c's .bin header).
+    public static func maxShardTokens() -> Int {
+        min(Int(Int32.max), Int(clamping: ProcessInfo.processInfo.physicalMemory / 8))
+    }
+
+    static func checkOptions(shardTokens: Int, valTokens: Int?, threads: Int, pieceBytes: Int, name: String) throws {
+        let limit = maxShardTokens()
+        func tooLarge(_ option: String, _ value: Int) -> PrepareError {
+            let memory = Double(ProcessInfo.processInfo.physicalMemory) / 1e9
+            return .invalidOption("\(option) \(value) is too large: a shard is built in memory as uint16 tokens (2 bytes each), "
+                + "so at most \(limit) tokens here (2^31 - 1, and no more than a quarter of this machine's "
+                + String(format: "%.1f", memory) + " GB); fineweb.py uses 100000000")
+        }
+        guard shardTokens > 0 else { throw PrepareError.invalidOption("shard tokens must be > 0, got \(shardTokens)") }
+        guard shardTokens <= limit else { throw tooLarge("--shard-tokens", shardTokens) }
+        if let valTokens {
+            guard valTokens >= 0 else { throw PrepareError.invalidOption("val tokens must be >= 0, got \(valTokens)") }
+            guard valTokens <= limit else { throw tooLarge("--val-tokens", valTokens) }
+        }
+        guard threads > 0 else { throw PrepareError.invalidOption("threads must be > 0, got \(threads)") }
+        guard pieceBytes >= 16 else { throw PrepareError.invalidOption("piece bytes must be >= 16, got \(pieceBytes)") }
+        try checkName(name)
     }
 
     /// Writes the embedded Shakespeare corpus as `shakespeare_val_000000` and `shakespeare_train_000001`.
@@ -239,8 +304,8 @@ public enum DatasetPreparer {
             progress(PrepareProgress(bytesRead: split == .val ? val.count : val.count + train.count, documents: shards.count,
                                      tokens: tokens, shardsWritten: shards.count, shardWritten: path, elapsed: elapsed()))
         }
-        return PrepareSummary(shards: shards, documents: 2, tokens: tokens, valTokens: valCount,
-                              bytesRead: train.count + val.count, elapsed: elapsed())
+        return PrepareSummary(shards: shards, documents: 2, nullRows: 0, tokens: tokens, valTokens: valCount,
+                              autoSplit: nil, bytesRead: train.count + val.count, elapsed: elapsed())
     }
 
     /// The embedded corpus split as `prepareShakespeare` does: (train ≈ first 90%, val ≈ last 10%).
@@ -259,7 +324,8 @@ public enum DatasetPreparer {
     /// Encodes items on `threads` threads: result `i` is item `i`'s ids, with `<|endoftext|>` first for
     /// the first piece of a document; JSONL lines are validated and parsed here too (JSON decoding on
     /// one thread would cap the pipeline at ~150 MB/s). The result does not depend on `threads`.
-    static func encode(_ items: [RawItem], threads: Int) -> [Result<[Int32], DocumentError>] {
+    static func encode(_ items: [RawItem], threads: Int, column: String = "text") -> [Result<[Int32], DocumentError>] {
+        guard !items.isEmpty else { return [] }  // (an error on the first item needs no tokenizer)
         let tokenizer = GPT2Tokenizer.gpt2
         @Sendable func encodeOne(_ item: RawItem, _ decoder: JSONDecoder) -> Result<[Int32], DocumentError> {
             let text: [UInt8]
@@ -269,10 +335,18 @@ public enum DatasetPreparer {
                 (text, startsDocument) = (piece.bytes, piece.startsDocument)
             case let .jsonLine(line):
                 do throws(DocumentError) {
-                    (text, startsDocument) = (try line.text(decoder: decoder), true)
+                    (text, startsDocument) = (try line.text(field: column, decoder: decoder), true)
                 } catch {
                     return .failure(error)
                 }
+            case let .span(span):
+                // Parquet values are validated here, on the worker threads, and encoded in place.
+                if let error = span.utf8Error() { return .failure(error) }
+                var ids: [Int32] = []
+                ids.reserveCapacity(span.count / 3 + 1)
+                if span.startsDocument { ids.append(GPT2Tokenizer.endOfText) }
+                span.withBytes { tokenizer.encode(utf8: $0, allowSpecial: false, into: &ids) }
+                return .success(ids)
             }
             var ids: [Int32] = []
             ids.reserveCapacity(text.count / 3 + 1)
@@ -344,63 +418,6 @@ public enum DatasetPreparer {
         guard !name.isEmpty, !name.contains("/"), !name.hasPrefix("."), !name.contains("\0") else {
             throw PrepareError.invalidOption("dataset name '\(name)' must be a non-empty file-name prefix without '/' or a leading '.'")
         }
-    }
-}
-
-// MARK: - Shard packing
-
-/// Packs the token stream into shards exactly as fineweb.py: a shard is written as soon as it is full,
-/// the last one holds whatever is left.
-struct ShardSink {
-    let directory: String
-    let name: String
-    let format: ShardFormat
-    let shardTokens: Int
-    let valTokens: Int?
-    private(set) var index: Int
-    private var buffer: [UInt16] = []
-    private(set) var written: [String] = []
-    private(set) var valTokensWritten = 0
-
-    init(directory: String, name: String, format: ShardFormat, shardTokens: Int, valTokens: Int?) {
-        self.directory = directory
-        self.name = name
-        self.format = format
-        self.shardTokens = shardTokens
-        self.valTokens = valTokens
-        index = valTokens == 0 ? 1 : 0  // --val-tokens 0: no validation shard
-        buffer.reserveCapacity(capacity)
-    }
-
-    /// Tokens the current shard holds when full.
-    var capacity: Int { index == 0 ? (valTokens ?? shardTokens) : shardTokens }
-
-    /// Appends ids, writing every shard that fills up; `wrote` gets each shard's path.
-    mutating func append(_ ids: [Int32], wrote: (String) -> Void) throws {
-        var rest = ids[...]
-        while !rest.isEmpty {
-            let take = min(capacity - buffer.count, rest.count)
-            buffer.append(contentsOf: rest.prefix(take).lazy.map(toUInt16))
-            rest = rest.dropFirst(take)
-            if buffer.count == capacity { wrote(try flush()) }
-        }
-    }
-
-    /// Writes the partial last shard, if any.
-    mutating func finish(wrote: (String) -> Void) throws {
-        if !buffer.isEmpty { wrote(try flush()) }
-    }
-
-    private mutating func flush() throws -> String {
-        let split: DatasetSplit = index == 0 ? .val : .train
-        let path = joinPath(directory, TokenShard.fileName(name: name, split: split, index: index, format: format))
-        try TokenShard.write(buffer, to: path, format: format)
-        if index == 0 { valTokensWritten = buffer.count }
-        written.append(path)
-        index += 1
-        buffer.removeAll(keepingCapacity: true)
-        if buffer.capacity < capacity { buffer.reserveCapacity(capacity) }
-        return path
     }
 }
 

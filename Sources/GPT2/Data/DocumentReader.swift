@@ -1,7 +1,9 @@
 // Streams documents out of the inputs of `gpt prepare`, in bounded memory, as pieces of valid UTF-8
 // that can be tokenized independently (and in parallel) with exactly the ids the whole document gets.
 // Inputs: plain-text files (one document each), JSONL (one {"text": ...} object per line, as
-// FineWeb-Edu / OpenWebText exports are), directories of them, and "-" for standard input.
+// FineWeb-Edu / OpenWebText exports are), Parquet files (one document per row of a string column,
+// as FineWeb-Edu and OpenWebText are on the Hugging Face hub), directories of them, "-" for standard
+// input, and files that arrive while preparation runs (`PrepareInputQueue`).
 // Safe cuts: GPT-2's pre-tokenizer regex never joins across them (see `PieceSplitter`), so
 // encode(a + b) == encode(a) + encode(b) when the cut between a and b is safe.
 #if canImport(Glibc)
@@ -17,12 +19,16 @@ import Foundation
 public enum InputFormat: String, CaseIterable, Sendable {
     /// The whole file is one document.
     case text
-    /// One JSON object per line with a string field `"text"`; each line is a document. Blank lines are skipped.
+    /// One JSON object per line with a string field (`"text"` by default); each line is a document. Blank lines are skipped.
     case jsonl
+    /// One document per non-null row of a string column (`text` by default).
+    case parquet
 
-    /// The format a file name implies: `.jsonl` and `.json` are JSONL, everything else is text.
+    /// The format a file name implies: `.jsonl` and `.json` are JSONL, `.parquet` Parquet, everything
+    /// else is text (a regular file that starts and ends with Parquet's `PAR1` magic is read as Parquet too).
     public static func forPath(_ path: String) -> InputFormat {
         let lower = path.lowercased()
+        if lower.hasSuffix(".parquet") { return .parquet }
         return lower.hasSuffix(".jsonl") || lower.hasSuffix(".json") ? .jsonl : .text
     }
 }
@@ -60,10 +66,12 @@ public enum DocumentError: LocalizedError, Equatable {
     case unsupportedInput(path: String, hint: String)
     /// Invalid UTF-8 at a byte offset of the file (`line` is set for JSONL).
     case invalidUTF8(path: String, offset: Int, line: Int?)
-    /// A JSONL line that is not a JSON object with a string `"text"` field.
-    case badJSONLine(path: String, line: Int, reason: String)
+    /// A JSONL line that is not a JSON object with a string field named `field`.
+    case badJSONLine(path: String, line: Int, reason: String, field: String = "text")
     /// A JSONL line longer than `DocumentReader.maxLineBytes`.
     case lineTooLong(path: String, line: Int, limit: Int)
+    /// A Parquet file that cannot be read.
+    case parquet(ParquetError)
 
     public var errorDescription: String? {
         switch self {
@@ -80,10 +88,12 @@ public enum DocumentError: LocalizedError, Equatable {
         case let .invalidUTF8(path, offset, line):
             let at = line.map { "line \($0), " } ?? ""
             return "invalid UTF-8 in '\(path)' at \(at)byte offset \(offset); convert it to UTF-8 (e.g. iconv) first"
-        case let .badJSONLine(path, line, reason):
-            return "bad JSONL line \(line) in '\(path)': \(reason) (expected an object with a string \"text\" field)"
+        case let .badJSONLine(path, line, reason, field):
+            return "bad JSONL line \(line) in '\(path)': \(reason) (expected an object with a string \"\(field)\" field)"
         case let .lineTooLong(path, line, limit):
             return "line \(line) of '\(path)' is longer than \(limit) bytes; is it really JSONL?"
+        case let .parquet(error):
+            return error.errorDescription
         }
     }
 }
@@ -97,37 +107,70 @@ public enum DocumentError: LocalizedError, Equatable {
 ///   64 × `pieceBytes` buffered). An empty file is an empty document.
 /// - A JSONL file yields one document per non-blank line (the line must fit in memory, up to
 ///   `maxLineBytes`); a long `"text"` is cut into pieces the same way.
+/// - A Parquet file yields one document per non-null row of the string column `column`, row group
+///   by row group (one row group and a few decoded ahead in memory, decoded on `threads` threads);
+///   null rows are skipped and counted in `nullRows`. Long strings are cut into pieces the same way.
 /// - A directory is expanded recursively to its regular files sorted by full path (byte order);
 ///   hidden files and folders (`.name`) are skipped, and symbolic links to directories are not followed.
-/// - `-` is standard input, read as `stdinFormat` (text unless told it is JSONL).
+/// - `-` is standard input, read as `stdinFormat` (text unless told it is JSONL); so is a pipe or
+///   FIFO whose name does not say (e.g. `<(zstdcat f.jsonl.zst)`, i.e. /dev/fd/63).
 ///
-/// All input must be valid UTF-8; errors carry the file and byte offset.
+/// All input must be valid UTF-8; errors carry the file and byte offset (or row).
 public final class DocumentReader {
     /// Longest JSONL line accepted.
     public static let maxLineBytes = 1 << 30
 
-    /// The expanded input files, in reading order.
-    public let sources: [InputSource]
+    /// The expanded input files, in reading order (for a queue: those handed out so far).
+    public private(set) var sources: [InputSource]
     /// Target piece size in bytes.
     public let pieceBytes: Int
-    /// Input bytes consumed so far (all files).
+    /// The JSONL field / Parquet column that holds the text.
+    public let column: String
+    /// Input bytes consumed so far (all files; for Parquet, the column chunks and footers read).
     public private(set) var bytesRead = 0
     /// Documents started so far.
     public private(set) var documents = 0
+    /// Null Parquet rows skipped so far.
+    public private(set) var nullRows = 0
 
+    private let stdinFormat: InputFormat
+    private let threads: Int
+    private let queue: (any PrepareInputQueue)?
+    private var queueFinished = false
+    /// For queue inputs: the index in `sources` of the last file of each queued path, and that path.
+    private var queuedPathEnds: [Int: String] = [:]
     private var sourceIndex = 0
     private var stream: PieceStream?
-    private var queued: [DocumentPiece] = []  // pieces of the current JSONL document, reversed
+    private var queued: [DocumentPiece] = []  // pieces of the current JSONL or Parquet document, reversed
 
     /// Expands `inputs` (files, directories, `-`) and prepares to read them.
     /// - Parameters:
     ///   - inputs: paths; directories are expanded recursively; `-` is standard input.
     ///   - stdinFormat: how to parse standard input.
     ///   - pieceBytes: target size of the pieces handed to the tokenizer (default 1 MiB).
-    public init(inputs: [String], stdinFormat: InputFormat = .text, pieceBytes: Int = 1 << 20) throws(DocumentError) {
+    ///   - column: the JSONL field / Parquet column holding the text (default `text`).
+    ///   - threads: threads that decode Parquet row groups ahead of the reader (1: on the caller's thread).
+    public init(inputs: [String], stdinFormat: InputFormat = .text, pieceBytes: Int = 1 << 20,
+                column: String = "text", threads: Int = 1) throws(DocumentError) {
         precondition(pieceBytes >= 16, "pieceBytes \(pieceBytes) < 16")
         sources = try DocumentReader.resolve(inputs: inputs, stdinFormat: stdinFormat)
         self.pieceBytes = pieceBytes
+        self.stdinFormat = stdinFormat
+        self.column = column
+        self.threads = max(1, threads)
+        queue = nil
+    }
+
+    /// Reads the files `queue` hands out, in order, resolving each as `init(inputs:)` would; `done` is
+    /// called once a file (all files of a directory) has been read.
+    init(queue: any PrepareInputQueue, stdinFormat: InputFormat, pieceBytes: Int, column: String, threads: Int) {
+        precondition(pieceBytes >= 16, "pieceBytes \(pieceBytes) < 16")
+        sources = []
+        self.pieceBytes = pieceBytes
+        self.stdinFormat = stdinFormat
+        self.column = column
+        self.threads = max(1, threads)
+        self.queue = queue
     }
 
     /// Expands directories and checks that every input exists and is supported (nothing is read yet).
@@ -158,7 +201,10 @@ public final class DocumentReader {
                 }
             } else {
                 try checkSupported(input)
-                result.append(InputSource(path: input, format: .forPath(input)))
+                var format = InputFormat.forPath(input)
+                // A pipe such as <(zstdcat f.jsonl.zst) has no telling name: it is read like stdin.
+                if format == .text, (st.st_mode & S_IFMT) == S_IFIFO || (st.st_mode & S_IFMT) == S_IFCHR { format = stdinFormat }
+                result.append(InputSource(path: input, format: format))
             }
         }
         return result
@@ -168,39 +214,73 @@ public final class DocumentReader {
     public func next() throws(DocumentError) -> DocumentPiece? {
         while true {
             if let piece = queued.popLast() { return piece }
-            switch try nextItem() {
+            let item: RawItem?
+            do {
+                item = try nextItem()
+            } catch let error as DocumentError {
+                throw error
+            } catch {
+                throw .readFailed(path: "<input queue>", reason: "\(error)")
+            }
+            switch item {
             case nil:
                 return nil
             case let .piece(piece)?:
                 return piece
             case let .jsonLine(line)?:
                 // Cut a long document like a text file's, so callers see bounded pieces either way.
-                let parts = PieceSplitter.split(try line.text(), pieceBytes: pieceBytes)
+                let parts = PieceSplitter.split(try line.text(field: column), pieceBytes: pieceBytes)
                 queued = parts.enumerated().reversed().map { DocumentPiece(bytes: $0.element, startsDocument: $0.offset == 0) }
+            case let .span(span)?:
+                return DocumentPiece(bytes: try span.validatedBytes(), startsDocument: span.startsDocument)
             }
         }
     }
 
-    /// The next unit of work, in input order: a text piece, or a JSONL line whose parsing is left to
-    /// the caller (so `DatasetPreparer` parses JSON on its worker threads). Nil at the end.
-    func nextItem() throws(DocumentError) -> RawItem? {
+    /// The next unit of work, in input order: a text piece, a JSONL line whose parsing is left to the
+    /// caller (so `DatasetPreparer` parses JSON on its worker threads), or a span of a Parquet value
+    /// (validated by the caller). Nil at the end. Errors are `DocumentError`s, or what the queue threw.
+    func nextItem() throws -> RawItem? {
+        switch try step(mayWait: true) {
+        case let .item(item): return item
+        case .end, .waitingForQueue: return nil
+        }
+    }
+
+    /// What `step` found.
+    enum Step {
+        case item(RawItem)
+        /// The files handed out so far are read and the queue would have to be asked (only when `mayWait` is false).
+        case waitingForQueue
+        case end
+    }
+
+    /// The next item; with `mayWait` false, stops instead of asking a queue that may block for its
+    /// next file (so a caller can tokenize what it holds first). A fixed list of inputs never blocks.
+    func step(mayWait: Bool) throws -> Step {
         while true {
             if stream == nil {
-                guard sourceIndex < sources.count else { return nil }
-                let source = sources[sourceIndex]
-                switch source.format {
-                case .text: stream = try TextStream(source: source, pieceBytes: pieceBytes)
-                case .jsonl: stream = try JSONLStream(source: source, pieceBytes: pieceBytes)
+                if sourceIndex >= sources.count {
+                    if !mayWait, let queue, !queueFinished, !(queue is FixedInputQueue) { return .waitingForQueue }
+                    guard try pullFromQueue() else { return .end }
+                    continue
                 }
+                stream = try openStream(sources[sourceIndex])
             }
-            if let item = try stream!.next(bytesRead: &bytesRead) {
+            var counters = StreamCounters()
+            let item = try stream!.next(&counters)
+            bytesRead += counters.bytesRead
+            nullRows += counters.nullRows
+            if let item {
                 switch item {
                 case let .piece(p): if p.startsDocument { documents += 1 }
                 case .jsonLine: documents += 1
+                case let .span(s): if s.startsDocument { documents += 1 }
                 }
-                return item
+                return .item(item)
             }
-            stream = nil
+            stream = nil  // closes the file before the queue may delete it
+            if let path = queuedPathEnds.removeValue(forKey: sourceIndex) { queue?.done(path) }
             sourceIndex += 1
         }
     }
@@ -208,6 +288,33 @@ public final class DocumentReader {
     /// The file being read now (nil before the first and after the last).
     public var currentSource: InputSource? {
         sourceIndex < sources.count ? sources[sourceIndex] : nil
+    }
+
+    /// Asks the queue for its next path and resolves it; false at the end.
+    private func pullFromQueue() throws -> Bool {
+        guard let queue, !queueFinished else { return false }
+        guard let path = try queue.next() else {
+            queueFinished = true
+            return false
+        }
+        let resolved = try DocumentReader.resolve(inputs: [path], stdinFormat: stdinFormat)
+        sources += resolved
+        queuedPathEnds[sources.count - 1] = path
+        return true
+    }
+
+    private func openStream(_ source: InputSource) throws(DocumentError) -> PieceStream {
+        switch source.format {
+        case .text:
+            if source.path != "-", ParquetDocumentStream.looksLikeParquet(source.path) {
+                return try ParquetDocumentStream(source: source, column: column, pieceBytes: pieceBytes, threads: threads)
+            }
+            return try TextStream(source: source, pieceBytes: pieceBytes)
+        case .jsonl:
+            return try JSONLStream(source: source, pieceBytes: pieceBytes)
+        case .parquet:
+            return try ParquetDocumentStream(source: source, column: column, pieceBytes: pieceBytes, threads: threads)
+        }
     }
 
     // MARK: directory expansion
@@ -245,300 +352,9 @@ public final class DocumentReader {
             throw .unsupportedInput(path: path, hint: "compressed (\(ext)) input is not read; decompress it first, "
                 + "or pipe it in: e.g. 'zstdcat FILE | gpt prepare - --stdin-format jsonl'")
         }
-        for ext in [".parquet", ".arrow"] where lower.hasSuffix(ext) {
-            throw .unsupportedInput(path: path, hint: "\(ext) files are not read; export the \"text\" column to JSONL first")
+        for ext in [".arrow", ".feather"] where lower.hasSuffix(ext) {
+            throw .unsupportedInput(path: path, hint: "\(ext) files are not read; write them as Parquet "
+                + "(pyarrow.parquet.write_table) or export the text column to JSONL first")
         }
-    }
-}
-
-// MARK: - Streams
-
-/// What a stream yields: a piece of a text file, or a raw JSONL line (one document).
-enum RawItem: Sendable {
-    case piece(DocumentPiece)
-    case jsonLine(JSONLine)
-}
-
-/// One non-blank JSONL line, not yet validated or parsed.
-struct JSONLine: Sendable {
-    private struct Line: Decodable { var text: String }
-
-    /// The line without its '\n'.
-    var bytes: [UInt8]
-    /// Display name of the file.
-    var path: String
-    /// 1-based line number.
-    var line: Int
-    /// Byte offset of the line in the file.
-    var fileOffset: Int
-
-    /// Validates the line and returns the UTF-8 of its "text" field.
-    func text(decoder: JSONDecoder = JSONDecoder()) throws(DocumentError) -> [UInt8] {
-        let utf8 = bytes.withUnsafeBufferPointer { UTF8Validator.check($0) }
-        switch utf8 {
-        case .valid: break
-        case let .incomplete(at), let .invalid(at):
-            throw .invalidUTF8(path: path, offset: fileOffset + at, line: line)
-        }
-        do {
-            return Array(try decoder.decode(Line.self, from: Data(bytes)).text.utf8)
-        } catch let error as DecodingError {
-            throw .badJSONLine(path: path, line: line, reason: JSONLine.describe(error))
-        } catch {
-            throw .badJSONLine(path: path, line: line, reason: "invalid JSON")
-        }
-    }
-
-    private static func describe(_ error: DecodingError) -> String {
-        switch error {
-        case .keyNotFound: return "no \"text\" field"
-        case let .typeMismatch(_, context), let .valueNotFound(_, context):
-            return context.codingPath.isEmpty ? "not a JSON object" : "\"text\" is not a string"
-        case .dataCorrupted: return "invalid JSON"
-        @unknown default: return "invalid JSON"
-        }
-    }
-}
-
-/// One open input that yields items.
-private protocol PieceStream: AnyObject {
-    func next(bytesRead: inout Int) throws(DocumentError) -> RawItem?
-}
-
-/// Reads blocks from a file descriptor, tracking the file offset, mapping errors to `DocumentError`.
-private struct BlockReader {
-    let file: InputFile
-    let name: String
-    var offset = 0  // bytes read so far
-    var eof = false
-
-    init(source: InputSource) throws(DocumentError) {
-        do {
-            file = try InputFile(path: source.path)
-        } catch {
-            throw .cannotOpen(path: source.displayName, reason: error.reason)
-        }
-        name = source.displayName
-    }
-
-    /// Appends up to `count` bytes to `buffer`; sets `eof` at end of file. Returns the number read.
-    mutating func read(into buffer: inout [UInt8], count: Int) throws(DocumentError) -> Int {
-        var failure: POSIXFailure?
-        // Read into an uninitialized array, then append (a memcpy), rather than zero-filling `buffer`.
-        let block = [UInt8](unsafeUninitializedCapacity: count) { b, initialized in
-            do throws(POSIXFailure) {
-                initialized = try file.read(into: b.baseAddress!, count: count)
-            } catch {
-                failure = error
-                initialized = 0
-            }
-        }
-        if let failure { throw .readFailed(path: name, reason: failure.reason) }
-        if block.count < count { eof = true }
-        buffer.append(contentsOf: block)
-        offset += block.count
-        return block.count
-    }
-}
-
-/// A text file: one document, cut into pieces at safe boundaries while streaming.
-private final class TextStream: PieceStream {
-    private var reader: BlockReader
-    private let pieceBytes: Int
-    /// Largest piece when no safe boundary turns up (see `PieceSplitter`).
-    private let maxPieceBytes: Int
-    private var pending: [UInt8] = []
-    private var pendingOffset = 0  // file offset of pending[0]
-    private var validated = 0  // pending[..<validated] is valid UTF-8 ending at a character boundary
-    private var emitted = false
-
-    init(source: InputSource, pieceBytes: Int) throws(DocumentError) {
-        reader = try BlockReader(source: source)
-        self.pieceBytes = pieceBytes
-        maxPieceBytes = 64 * pieceBytes
-    }
-
-    func next(bytesRead: inout Int) throws(DocumentError) -> RawItem? {
-        while true {
-            // Keep twice the piece size buffered so a boundary can be found after the target too.
-            if !reader.eof, pending.count < 2 * pieceBytes {
-                bytesRead += try reader.read(into: &pending, count: pieceBytes)
-                try validate()
-                continue
-            }
-            if reader.eof, pending.isEmpty {
-                if emitted { return nil }
-                emitted = true
-                return .piece(DocumentPiece(bytes: [], startsDocument: true))  // an empty file is an empty document
-            }
-            var cut: Int?
-            if reader.eof, pending.count <= pieceBytes {
-                cut = pending.count
-            } else {
-                cut = pending.withUnsafeBufferPointer { PieceSplitter.cut(UnsafeBufferPointer(rebasing: $0[..<validated]), target: pieceBytes) }
-                if cut == nil {
-                    if reader.eof {
-                        cut = pending.count
-                    } else if pending.count < maxPieceBytes {
-                        bytesRead += try reader.read(into: &pending, count: pieceBytes)
-                        try validate()
-                        continue
-                    } else {
-                        cut = validated  // no safe boundary in maxPieceBytes: cut at a character boundary
-                    }
-                }
-            }
-            let c = cut!
-            let piece = DocumentPiece(bytes: Array(pending[..<c]), startsDocument: !emitted)
-            emitted = true
-            pending.removeFirst(c)
-            pendingOffset += c
-            validated -= c
-            return .piece(piece)
-        }
-    }
-
-    /// Extends `validated` over newly read bytes; an incomplete character is fine unless at end of file.
-    private func validate() throws(DocumentError) {
-        let result = pending.withUnsafeBufferPointer { UTF8Validator.check(UnsafeBufferPointer(rebasing: $0[validated...])) }
-        switch result {
-        case .valid:
-            validated = pending.count
-        case let .incomplete(at):
-            if reader.eof {
-                throw .invalidUTF8(path: reader.name, offset: pendingOffset + validated + at, line: nil)
-            }
-            validated += at
-        case let .invalid(at):
-            throw .invalidUTF8(path: reader.name, offset: pendingOffset + validated + at, line: nil)
-        }
-    }
-}
-
-/// A JSONL file: one document per non-blank line.
-private final class JSONLStream: PieceStream {
-    private var reader: BlockReader
-    private let pieceBytes: Int
-    private var buffer: [UInt8] = []
-    private var start = 0  // first unconsumed byte of buffer
-    private var scanned = 0  // buffer[start..<scanned] holds no '\n'
-    private var bufferOffset = 0  // file offset of buffer[0]
-    private var lineNumber = 0
-
-    init(source: InputSource, pieceBytes: Int) throws(DocumentError) {
-        reader = try BlockReader(source: source)
-        self.pieceBytes = pieceBytes
-    }
-
-    func next(bytesRead: inout Int) throws(DocumentError) -> RawItem? {
-        while let (lineStart, lineEnd) = try nextLine(bytesRead: &bytesRead) {
-            lineNumber += 1
-            let line = buffer[lineStart..<lineEnd]
-            if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }  // blank line
-            return .jsonLine(JSONLine(bytes: Array(line), path: reader.name, line: lineNumber, fileOffset: bufferOffset + lineStart))
-        }
-        return nil
-    }
-
-    /// The next line's range in `buffer` (without the '\n'), reading more as needed; nil at end of file.
-    private func nextLine(bytesRead: inout Int) throws(DocumentError) -> (Int, Int)? {
-        while true {
-            let newline = buffer.withUnsafeBufferPointer { b -> Int? in
-                guard scanned < b.count else { return nil }
-                guard let p = memchr(b.baseAddress! + scanned, 0x0A, b.count - scanned) else { return nil }
-                return b.baseAddress!.distance(to: p.assumingMemoryBound(to: UInt8.self))
-            }
-            if let newline {
-                let line = (start, newline)
-                start = newline + 1
-                scanned = start
-                return line
-            }
-            scanned = buffer.count
-            if reader.eof {
-                guard start < buffer.count else { return nil }
-                let line = (start, buffer.count)
-                start = buffer.count
-                return line
-            }
-            // Drop consumed lines before reading more, so memory holds one line plus a block.
-            if start > 0 {
-                buffer.removeFirst(start)
-                bufferOffset += start
-                scanned -= start
-                start = 0
-            }
-            if buffer.count > DocumentReader.maxLineBytes {
-                throw .lineTooLong(path: reader.name, line: lineNumber + 1, limit: DocumentReader.maxLineBytes)
-            }
-            bytesRead += try reader.read(into: &buffer, count: max(pieceBytes, 1 << 16))
-        }
-    }
-}
-
-// MARK: - Safe boundaries
-
-/// Where a document may be cut so that encoding the parts separately gives the same ids.
-///
-/// GPT-2's pre-tokenizer (`'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s`)
-/// never produces a piece that spans
-/// - the position before a space whose neighbours are both printable ASCII non-space (`a| b`): the
-///   space only ever starts a piece (` ?X`), and the letter/number/punctuation run before it stops at it;
-/// - the position after a `\n` whose neighbours are both printable ASCII non-space (`a\n|b`): that
-///   newline is a piece of its own both in the whole text (`\s`) and at the end of a part (`\s++$`).
-/// Requiring ASCII neighbours keeps Unicode whitespace (U+00A0, U+3000, ...) out of the argument.
-/// A text file with no such boundary in 64 × `pieceBytes` (64 MiB by default; e.g. long runs of text
-/// without ASCII spaces or newlines) is cut at a character boundary instead; only there could ids
-/// differ from whole-document encoding. JSONL documents are in memory anyway and are never cut unsafely.
-enum PieceSplitter {
-    @inline(__always)
-    static func isGraphic(_ b: UInt8) -> Bool { b >= 0x21 && b <= 0x7E }
-
-    @inline(__always)
-    static func isSafe(_ p: UnsafeBufferPointer<UInt8>, _ c: Int) -> Bool {
-        // Requires 2 <= c <= p.count - 2.
-        if p[c] == 0x20 { return isGraphic(p[c - 1]) && isGraphic(p[c + 1]) }
-        return p[c - 1] == 0x0A && isGraphic(p[c - 2]) && isGraphic(p[c])
-    }
-
-    /// A safe cut near `target`: the last one in [target/2, target], else the first after target,
-    /// else the last before target/2; nil if `p` has none.
-    static func cut(_ p: UnsafeBufferPointer<UInt8>, target: Int) -> Int? {
-        let hi = p.count - 2
-        guard hi >= 2 else { return nil }
-        let t = min(target, hi)
-        var c = t
-        while c >= max(2, target / 2) {
-            if isSafe(p, c) { return c }
-            c -= 1
-        }
-        c = t + 1
-        while c <= hi {
-            if isSafe(p, c) { return c }
-            c += 1
-        }
-        c = min(target / 2 - 1, hi)
-        while c >= 2 {
-            if isSafe(p, c) { return c }
-            c -= 1
-        }
-        return nil
-    }
-
-    /// Cuts an in-memory document into parts of about `pieceBytes` at safe boundaries.
-    static func split(_ bytes: [UInt8], pieceBytes: Int) -> [[UInt8]] {
-        guard bytes.count > pieceBytes else { return [bytes] }
-        var parts: [[UInt8]] = []
-        bytes.withUnsafeBufferPointer { all in
-            var start = 0
-            while all.count - start > pieceBytes {
-                let rest = UnsafeBufferPointer(rebasing: all[start...])
-                guard let c = cut(rest, target: pieceBytes) else { break }
-                parts.append(Array(rest[..<c]))
-                start += c
-            }
-            parts.append(Array(all[start...]))
-        }
-        return parts
     }
 }

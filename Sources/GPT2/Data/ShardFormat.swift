@@ -51,8 +51,15 @@ public enum ShardError: LocalizedError, Equatable {
     case truncated(path: String, tokenCount: Int, expectedBytes: Int, actualBytes: Int)
     /// The file is longer than its header says.
     case trailingBytes(path: String, tokenCount: Int, expectedBytes: Int, actualBytes: Int)
+    /// Token `index` (0-based, after the header) is `token`, not below the model's `vocabSize`.
+    case tokenOutOfRange(path: String, index: Int, token: Int, vocabSize: Int)
+    /// A path given as a directory of shards is a file (or a FIFO...).
+    case notADirectory(path: String, kind: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         let hint = "re-run 'gpt prepare'"
         switch self {
         case let .cannotOpen(path, reason):
@@ -82,6 +89,13 @@ public enum ShardError: LocalizedError, Equatable {
         case let .trailingBytes(path, count, expected, actual):
             return "token shard '\(path)' has \(actual - expected) trailing bytes: header says \(count) tokens "
                 + "(\(expected) bytes) but the file has \(actual) bytes; \(hint)"
+        case let .tokenOutOfRange(path, index, token, vocabSize):
+            let why = token >= 50257 && vocabSize == 50257 && token < 50304 ? " (a padding row of the 50304-row embedding, never a real token)" : ""
+            return "token shard '\(path)' has token id \(token)\(why) at token \(index) (byte offset \(2 * index) of the data), "
+                + "outside the model's vocabulary of \(vocabSize); the shard is corrupt or was made with another tokenizer: \(hint)"
+        case let .notADirectory(path, kind):
+            return "'\(path)' is \(kind), not a directory; --data takes the directory of token shards "
+                + "(*_train_*/*_val_* .npy or .bin) that 'gpt prepare' writes"
         }
     }
 }
@@ -188,6 +202,8 @@ public struct ShardHeader: Equatable, Sendable {
         case 2, 3: lengthBytes = 4  // uint32 header length (3.0: utf-8 header)
         default: throw .unsupportedVersion(path: path, found: major, expected: 1)
         }
+        // numpy itself only reads versions 1.0, 2.0 and 3.0.
+        guard bytes[7] == 0 else { throw .badHeader(path: path, reason: "numpy format version \(major).\(bytes[7]) (numpy writes \(major).0)") }
         guard bytes.count >= 8 + lengthBytes else { throw tooShort }
         var headerLength = 0
         for i in 0..<lengthBytes { headerLength |= Int(bytes[8 + i]) << (8 * i) }
@@ -302,6 +318,10 @@ struct NumpyHeaderDict {
                 throw ParseError(reason: "expected ',' or '}' at '\(s.prefix(16))'")
             } }
         }
+        // np.save pads with spaces and a final newline; anything else is corruption.
+        s.removeFirst()
+        skipSpace()
+        guard s.isEmpty else { throw ParseError(reason: "unexpected text after the header dictionary: '\(s.prefix(16))'") }
     }
 }
 
@@ -329,11 +349,17 @@ public enum TokenShard {
     ///   - name: only files starting with `name_`; `nil` for any prefix.
     /// - Returns: full paths, sorted.
     public static func list(directory: String, split: DatasetSplit, name: String? = nil) throws -> [String] {
+        switch FileKind(path: directory) {
+        case .directory: break
+        case .missing: throw ShardError.cannotOpen(path: directory, reason: "no such directory")
+        case .inaccessible(let reason): throw ShardError.cannotOpen(path: directory, reason: reason)
+        case let kind: throw ShardError.notADirectory(path: directory, kind: kind.description)
+        }
         let entries: [String]
         do {
             entries = try FileManager.default.contentsOfDirectory(atPath: directory)
         } catch {
-            throw ShardError.cannotOpen(path: directory, reason: "cannot list directory")
+            throw ShardError.cannotOpen(path: directory, reason: "cannot list directory (\((error as NSError).localizedDescription))")
         }
         let marker = "_\(split.rawValue)_"
         let dir = directory.hasSuffix("/") ? directory : directory + "/"
@@ -390,6 +416,22 @@ public enum TokenShard {
         #endif
     }
 
+    /// Checks that every token of a shard is below `vocabSize` (one pass for the maximum; the
+    /// position is searched only when it is too large).
+    /// - Parameters:
+    ///   - tokens: the shard's tokens.
+    ///   - vocabSize: the model's vocabulary (50257 for GPT-2; ids 50257...50303 are padding rows).
+    ///   - path: the shard, for the message.
+    /// - Throws: `ShardError.tokenOutOfRange` naming the shard, the token's index and its id.
+    public static func checkTokens(_ tokens: UnsafeBufferPointer<UInt16>, vocabSize: Int, path: String) throws(ShardError) {
+        guard vocabSize <= Int(UInt16.max) else { return }   // every uint16 id fits
+        var m: UInt16 = 0
+        for t in tokens { m = Swift.max(m, t) }
+        guard Int(m) >= vocabSize else { return }
+        let i = tokens.firstIndex { Int($0) >= vocabSize }!
+        throw .tokenOutOfRange(path: path, index: i, token: Int(tokens[i]), vocabSize: vocabSize)
+    }
+
     /// Writes a shard atomically: to a temporary file beside it, fsync, then rename to `path`.
     /// A failure removes the temporary file and leaves `path` as it was.
     /// - Parameters:
@@ -433,6 +475,13 @@ public enum TokenShard {
     // MARK: internals
 
     static func open(_ path: String) throws(ShardError) -> InputFile {
+        // Opening a FIFO blocks until a writer appears: say what the path is instead.
+        switch FileKind(path: path) {
+        case .fifo, .socket, .characterDevice, .blockDevice:
+            throw .cannotOpen(path: path, reason: FileKind.regularFileProblem(path) ?? "not a regular file")
+        default:
+            break
+        }
         do {
             return try InputFile(path: path)
         } catch {
@@ -512,6 +561,16 @@ public final class MappedTokenShard: @unchecked Sendable {
         // dataOffset is 1024 or a multiple of 64 and mmap is page-aligned, so the pointer is aligned.
         let start = base!.advanced(by: header.dataOffset).assumingMemoryBound(to: UInt16.self)
         return try body(UnsafeBufferPointer(start: start, count: header.tokenCount))
+    }
+
+    /// Checks that every token is below `vocabSize` (see `TokenShard.checkTokens`).
+    /// - Throws: `ShardError.tokenOutOfRange` naming the shard, the token's index and its id.
+    public func checkTokens(vocabSize: Int) throws(ShardError) {
+        var failure: ShardError?
+        withTokens { t in
+            do throws(ShardError) { try TokenShard.checkTokens(t, vocabSize: vocabSize, path: path) } catch { failure = error }
+        }
+        if let failure { throw failure }
     }
 
     /// Token `i` (bounds-checked).

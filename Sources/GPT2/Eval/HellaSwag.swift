@@ -72,7 +72,10 @@ public enum HellaSwagError: LocalizedError, Equatable {
     case nothingToScore(example: Int, ending: Int)
     case downloadFailed(url: String, reason: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .unreadable(let p, let r): return "cannot read HellaSwag file '\(p)': \(r)"
         case .empty(let p): return "HellaSwag file '\(p)' holds no examples"
@@ -96,15 +99,20 @@ public enum HellaSwag {
     public static let endingCount = 4
 
     /// Reads `path`: llm.c's `.bin` when it starts with the magic, else jsonl.
-    /// - Parameter limit: keep only the first `limit` examples.
-    public static func load(path: String, limit: Int? = nil, tokenizer: GPT2Tokenizer = .gpt2) throws -> [HellaSwagExample] {
+    /// - Parameters:
+    ///   - limit: keep only the first `limit` examples.
+    ///   - tokenizer: for jsonl; built only once every line has parsed (a corrupt file fails fast).
+    public static func load(path: String, limit: Int? = nil,
+                            tokenizer: @autoclosure () -> GPT2Tokenizer = .gpt2) throws -> [HellaSwagExample] {
+        // A FIFO would block the read: say what the path is instead.
+        if let problem = FileKind.regularFileProblem(path) { throw HellaSwagError.unreadable(path: path, reason: problem) }
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw HellaSwagError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
         let isBin = data.count >= 4 && data.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) } == Int32(littleEndian: magic)
         let examples = isBin ? try parseBin(data, path: path, limit: limit)
-                             : try parseJSONL(data, path: path, limit: limit, tokenizer: tokenizer)
+                             : try parseJSONL(data, path: path, limit: limit, tokenizer: tokenizer())
         guard !examples.isEmpty else { throw HellaSwagError.empty(path: path) }
         return examples
     }
@@ -116,15 +124,16 @@ public enum HellaSwag {
     }
 
     /// Parses the official jsonl: one JSON object per line with `ctx`, `endings` (4) and `label`;
-    /// blank lines are skipped. Tokens: `ctx`, then " " + each ending.
+    /// blank lines are skipped. Tokens: `ctx`, then " " + each ending. Every line is checked
+    /// before the tokenizer is built and the first text encoded.
     public static func parseJSONL(_ data: Data, path: String, limit: Int? = nil,
-                                  tokenizer: GPT2Tokenizer = .gpt2) throws -> [HellaSwagExample] {
-        var out: [HellaSwagExample] = []
+                                  tokenizer: @autoclosure () -> GPT2Tokenizer = .gpt2) throws -> [HellaSwagExample] {
+        var lines: [Line] = []
         let decoder = JSONDecoder()
         var lineNumber = 0
         for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
-            if let limit, out.count >= limit { break }
+            if let limit, lines.count >= limit { break }
             if raw.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
             let line: Line
             do {
@@ -145,10 +154,13 @@ public enum HellaSwag {
             guard line.label >= 0 && line.label < line.endings.count else {
                 throw HellaSwagError.badLine(path: path, line: lineNumber, reason: "label \(line.label) outside 0..<\(line.endings.count)")
             }
-            out.append(HellaSwagExample(index: out.count, label: line.label, context: tokenizer.encode(line.ctx),
-                                        endings: line.endings.map { tokenizer.encode(" " + $0) }))
+            lines.append(line)
         }
-        return out
+        guard !lines.isEmpty else { return [] }
+        let tok = tokenizer()
+        return lines.enumerated().map { i, line in
+            HellaSwagExample(index: i, label: line.label, context: tok.encode(line.ctx), endings: line.endings.map { tok.encode(" " + $0) })
+        }
     }
 
     private static func fieldPath(_ c: DecodingError.Context) -> String {

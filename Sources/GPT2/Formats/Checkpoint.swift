@@ -1,8 +1,9 @@
 // Training checkpoints: one safetensors file holding the parameters (F32, keys = ParameterName
 // names, llm.c layout: wte (Vp, C), weights (out, in)), optionally the AdamW moments
 // (`adam_m.<name>`, `adam_v.<name>`), and `__metadata__` with format "gpt2-swift-checkpoint",
-// version "1", the GPT2Config as JSON and the caller's trainer state (step, data position, RNG).
-// Any safetensors tool can inspect it. `loadModel(path:)` also dispatches between the model formats.
+// version "1", the GPT2Config as JSON, the caller's trainer state (step, data position, RNG) and
+// a CRC-32C per tensor ("crc32c", see `safeTensorsChecksumKey`), verified on load. Any
+// safetensors tool can inspect it; the same state always gives the same bytes. `loadModel(path:)` also dispatches between the model formats.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,10 @@ public enum CheckpointError: LocalizedError, Equatable {
     /// `loadModel(path:)` could not recognise the file or directory.
     case unrecognizedModel(path: String, detail: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .notACheckpoint(let path, let detail):
             return "'\(path)' is not a gpt2-swift checkpoint: \(detail); use loadModel(path:) for HF directories and llm.c .bin files"
@@ -52,14 +56,24 @@ public let checkpointFormat = "gpt2-swift-checkpoint"
 /// `__metadata__["version"]` written by this build.
 public let checkpointVersion = "1"
 /// Metadata keys the checkpoint itself uses; callers may not pass them.
-let reservedCheckpointKeys: Set<String> = ["format", "version", "config"]
+let reservedCheckpointKeys: Set<String> = ["format", "version", "config", safeTensorsChecksumKey]
+
+/// `value` as compact JSON with sorted keys, for checkpoint metadata: `JSONEncoder` without
+/// `.sortedKeys` orders object keys differently from one call to the next, which would make
+/// checkpoints of identical state differ byte for byte.
+public func checkpointMetadataJSON<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
 
 /// Saves a training checkpoint to `path` atomically (temporary file, fsync, rename).
 /// - Parameters:
 ///   - model: parameters are always saved (F32, bit-exact).
 ///   - includeOptimizer: also save the AdamW moments `model.adamM` / `model.adamV`.
-///   - metadata: the caller's string entries (e.g. trainer state JSON: step, data position,
-///     RNG states), stored in `__metadata__`; the keys "format", "version" and "config" are reserved.
+///   - metadata: the caller's string entries (e.g. trainer state JSON from
+///     `checkpointMetadataJSON`: step, data position, RNG states), stored in `__metadata__`; the
+///     keys "format", "version", "config" and "crc32c" are reserved.
 ///   - path: destination `.safetensors` file.
 /// - Throws: `FormatWriteError` naming `path`.
 public func saveCheckpoint(_ model: GPT2, includeOptimizer: Bool, metadata: [String: String], to path: String) throws {
@@ -83,11 +97,14 @@ public func saveCheckpoint(_ model: GPT2, includeOptimizer: Bool, metadata: [Str
 }
 
 /// Loads a checkpoint written by `saveCheckpoint`: parameters and, when present, the AdamW
-/// moments (into `adamM` / `adamV`).
+/// moments (into `adamM` / `adamV`). Every tensor is verified against its CRC-32C when the file
+/// carries checksums (checkpoints written before checksums existed load without the check).
 /// - Parameter path: the checkpoint `.safetensors` file.
-/// - Returns: the model and the caller's metadata entries (without "format", "version", "config").
-/// - Throws: `SafeTensorsError` for a corrupt container, `CheckpointError` for a file that is not
-///   a checkpoint or does not match its own config; both name the file.
+/// - Returns: the model and the caller's metadata entries (without "format", "version", "config",
+///   "crc32c").
+/// - Throws: `SafeTensorsError` for a corrupt container or a checksum mismatch (naming the
+///   tensor), `CheckpointError` for a file that is not a checkpoint or does not match its own
+///   config; both name the file.
 public func loadCheckpoint(path: String) throws -> (GPT2, metadata: [String: String]) {
     try loadCheckpoint(file: SafeTensorsFile(path: path))
 }
@@ -113,7 +130,7 @@ func loadCheckpoint(file: SafeTensorsFile) throws -> (GPT2, metadata: [String: S
     } catch {
         throw CheckpointError.badConfig(path: path, detail: "not a GPT2Config JSON object (\(configText.prefix(200)))")
     }
-    if let problem = modelDimensionProblem(config) { throw CheckpointError.badConfig(path: path, detail: problem) }
+    if let problem = config.problem() { throw CheckpointError.badConfig(path: path, detail: problem) }
 
     // Check every tensor before allocating, so a corrupt config cannot request a huge model.
     func check(_ name: String, _ p: ParameterName) throws {
@@ -168,10 +185,8 @@ func safeTensorsTrailingBytes(_ file: SafeTensorsFile) -> Int? {
 
 /// The config as compact JSON with sorted keys (stable across runs).
 func checkpointConfigJSON(_ c: GPT2Config) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys]
     // Encoding a struct of Ints cannot fail.
-    return String(decoding: try! encoder.encode(c), as: UTF8.self)
+    try! checkpointMetadataJSON(c)
 }
 
 // MARK: - Any model file
@@ -185,11 +200,12 @@ func checkpointConfigJSON(_ c: GPT2Config) -> String {
 /// - Throws: the format's own error (`HFModelError`, `LlmcModelError`, `SafeTensorsError`,
 ///   `CheckpointError`), or `CheckpointError.unrecognizedModel`; all name the file.
 public func loadModel(path: String) throws -> GPT2 {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw CheckpointError.unrecognizedModel(path: path, detail: "no such file or directory")
+    switch FileKind(path: path) {
+    case .regular: break
+    case .directory: return try loadHFModel(directory: path)
+    case .missing: throw CheckpointError.unrecognizedModel(path: path, detail: "no such file or directory")
+    case let kind: throw CheckpointError.unrecognizedModel(path: path, detail: "it is \(kind.description), not a file or directory")
     }
-    if isDirectory.boolValue { return try loadHFModel(directory: path) }
 
     // Sniff the first 9 bytes: an int32 magic, or a safetensors header length followed by '{'.
     var head = [UInt8](repeating: 0, count: 9)
@@ -217,7 +233,7 @@ public func loadModel(path: String) throws -> GPT2 {
     // A bare model.safetensors from an HF directory: load the directory when config.json is beside it.
     let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
     if URL(fileURLWithPath: path).lastPathComponent == "model.safetensors",
-       FileManager.default.fileExists(atPath: directory.appendingPathComponent("config.json").path) {
+       FileKind(path: directory.appendingPathComponent("config.json").path) != .missing {
         return try loadHFModel(directory: directory.path)
     }
     throw CheckpointError.unrecognizedModel(path: path, detail: "a safetensors file without gpt2-swift checkpoint metadata and without a config.json beside it")

@@ -30,7 +30,10 @@ public enum LlmcModelError: LocalizedError, Equatable {
     /// A read failed (I/O error, or the file shrank while reading).
     case readFailed(path: String, tensor: String, reason: String)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .cannotOpen(let path, let reason):
             return "cannot open llm.c model file '\(path)': \(reason)"
@@ -81,7 +84,7 @@ struct LlmcModelHeader {
         bf16 = words[1] == 5
         config = GPT2Config(maxSeqLen: Int(words[2]), vocabSize: Int(words[3]), paddedVocabSize: Int(words[7]),
                             numLayers: Int(words[4]), numHeads: Int(words[5]), channels: Int(words[6]))
-        if let problem = modelDimensionProblem(config) {
+        if let problem = config.problem(naming: llmcHeaderName) {
             throw LlmcModelError.badDimensions(path: path, detail: problem)
         }
         let expected = LlmcModelHeader.byteCount + storedParameterCount(config) * (bf16 ? 2 : 4)
@@ -114,22 +117,16 @@ struct LlmcModelHeader {
     }
 }
 
-/// Upper bounds on model dimensions read from files, far above any GPT-2 (so that size
-/// arithmetic cannot overflow and a corrupt header cannot request an absurd allocation).
-let maxFileModelDims = (maxSeqLen: 1 << 20, vocab: 1 << 24, layers: 1 << 12, heads: 1 << 12, channels: 1 << 16)
-
-/// Describes the first implausible or inconsistent dimension of a config read from a file, or nil.
-func modelDimensionProblem(_ c: GPT2Config) -> String? {
-    let m = maxFileModelDims
-    func check(_ name: String, _ v: Int, _ limit: Int) -> String? {
-        (v >= 1 && v <= limit) ? nil : "\(name) \(v) is outside [1, \(limit)]"
+/// How llm.c's header names each size, for messages.
+func llmcHeaderName(_ field: GPT2ConfigField) -> String {
+    switch field {
+    case .maxSeqLen: return "header[2] (max sequence length)"
+    case .vocabSize: return "header[3] (vocab size)"
+    case .numLayers: return "header[4] (layers)"
+    case .numHeads: return "header[5] (heads)"
+    case .channels: return "header[6] (channels)"
+    case .paddedVocabSize: return "header[7] (padded vocab size)"
     }
-    if let p = check("max sequence length", c.maxSeqLen, m.maxSeqLen) ?? check("vocab size", c.vocabSize, m.vocab)
-        ?? check("padded vocab size", c.paddedVocabSize, m.vocab + 1024) ?? check("layers", c.numLayers, m.layers)
-        ?? check("heads", c.numHeads, m.heads) ?? check("channels", c.channels, m.channels) {
-        return p
-    }
-    return c.validationError
 }
 
 /// Total element count of all 16 tensors (with the padded vocabulary).
@@ -144,12 +141,12 @@ func storedParameterCount(_ c: GPT2Config) -> Int {
 /// - Throws: `LlmcModelError` naming the file: short header, bad magic, unknown version,
 ///   implausible dimensions, a length that does not match the header, or a failed read.
 public func loadLlmcModel(path: String) throws -> GPT2 {
+    if let problem = FileKind.regularFileProblem(path) { throw LlmcModelError.cannotOpen(path: path, reason: problem) }
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     if fd < 0 { throw LlmcModelError.cannotOpen(path: path, reason: formatErrnoText()) }
     defer { close(fd) }
     var st = stat()
     if fstat(fd, &st) != 0 { throw LlmcModelError.cannotOpen(path: path, reason: formatErrnoText()) }
-    if (st.st_mode & S_IFMT) == S_IFDIR { throw LlmcModelError.cannotOpen(path: path, reason: "is a directory") }
     let size = Int(st.st_size)
     if size < LlmcModelHeader.byteCount { throw LlmcModelError.truncatedHeader(path: path, size: size) }
     var words = [Int32](repeating: 0, count: 256)

@@ -2,6 +2,8 @@
 // little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets}, optional
 // "__metadata__": {string: string}}, then the raw little-endian data. Every field is validated
 // against the file size before any data is touched, so a corrupt file throws, never crashes.
+// Files written by `writeSafeTensors` carry a CRC-32C per tensor in `__metadata__["crc32c"]`
+// (see `safeTensorsChecksumKey`); a tensor is verified against it each time it is read.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -21,8 +23,15 @@ public enum SafeTensorsError: LocalizedError, Equatable {
     case overlappingData(path: String, tensor: String, other: String)
     case missingTensor(path: String, tensor: String)
     case shapeMismatch(path: String, tensor: String, found: [Int], expected: [Int])
+    /// The `crc32c` metadata entry is not a JSON object of tensor names to 8 hex digits.
+    case badChecksums(path: String, detail: String)
+    /// A tensor's bytes do not match the CRC-32C stored for it in `__metadata__`.
+    case checksumMismatch(path: String, tensor: String, stored: UInt32, computed: UInt32)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .cannotOpen(let path, let reason):
             return "cannot open safetensors file '\(path)': \(reason)"
@@ -44,6 +53,11 @@ public enum SafeTensorsError: LocalizedError, Equatable {
             return "tensor '\(tensor)' not found in '\(path)'"
         case .shapeMismatch(let path, let tensor, let found, let expected):
             return "tensor '\(tensor)' in '\(path)' has shape \(found), expected \(expected); the file belongs to a different model configuration"
+        case .badChecksums(let path, let detail):
+            return "safetensors file '\(path)' has a corrupt '\(safeTensorsChecksumKey)' metadata entry: \(detail)"
+        case .checksumMismatch(let path, let tensor, let stored, let computed):
+            return "tensor '\(tensor)' in '\(path)' fails its CRC-32C check (stored \(hex8(stored)), computed \(hex8(computed))); "
+                + "the file is corrupt (disk or copy error): restore it or use an earlier checkpoint"
         }
     }
 }
@@ -76,10 +90,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     public let path: String
-    /// The `__metadata__` map (empty if absent).
+    /// The `__metadata__` map (empty if absent), without the `crc32c` entry (see `checksums`).
     public let metadata: [String: String]
     /// Header entries by tensor name.
     public let tensors: [String: TensorInfo]
+    /// CRC-32C of each tensor's bytes from the `crc32c` metadata entry (files written by
+    /// `writeSafeTensors`); empty for files without it (e.g. written by transformers).
+    public let checksums: [String: UInt32]
     private let base: UnsafeMutableRawPointer
     private let fileSize: Int
     private let dataStart: Int
@@ -88,7 +105,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// - Throws: `SafeTensorsError` naming the file (and tensor) on any inconsistency.
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // Opening a FIFO would block; a directory opens but cannot be mapped.
+        if let problem = FileKind.regularFileProblem(path) { throw SafeTensorsError.cannotOpen(path: path, reason: problem) }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()
@@ -99,7 +118,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw SafeTensorsError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
         }
         do {
-            (dataStart, metadata, tensors) = try SafeTensorsFile.parseHeader(UnsafeRawPointer(m), fileSize: size, path: path)
+            var md: [String: String]
+            (dataStart, md, tensors) = try SafeTensorsFile.parseHeader(UnsafeRawPointer(m), fileSize: size, path: path)
+            checksums = try SafeTensorsFile.parseChecksums(md.removeValue(forKey: safeTensorsChecksumKey), tensors: tensors, path: path)
+            metadata = md
         } catch {
             munmap(m, size)
             throw error
@@ -156,6 +178,37 @@ public final class SafeTensorsFile: @unchecked Sendable {
         munmap(base, fileSize)
     }
 
+    /// The `crc32c` entry: a JSON object mapping every tensor of the file to 8 hex digits.
+    private static func parseChecksums(_ text: String?, tensors: [String: TensorInfo], path: String) throws -> [String: UInt32] {
+        guard let text else { return [:] }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)), let map = object as? [String: Any] else {
+            throw SafeTensorsError.badChecksums(path: path, detail: "not a JSON object")
+        }
+        var out: [String: UInt32] = [:]
+        for (name, value) in map {
+            guard tensors[name] != nil else {
+                throw SafeTensorsError.badChecksums(path: path, detail: "checksum for '\(name)', which is not a tensor of the file")
+            }
+            guard let hex = value as? String, hex.utf8.count == 8, let crc = UInt32(hex, radix: 16) else {
+                throw SafeTensorsError.badChecksums(path: path, detail: "checksum of '\(name)' is not 8 hex digits")
+            }
+            out[name] = crc
+        }
+        if let unlisted = tensors.keys.sorted().first(where: { out[$0] == nil }) {
+            throw SafeTensorsError.badChecksums(path: path, detail: "no checksum for tensor '\(unlisted)'")
+        }
+        return out
+    }
+
+    /// Throws `.checksumMismatch` when the file carries checksums and `name`'s bytes differ.
+    private func verify(_ name: String, _ t: TensorInfo) throws {
+        guard let stored = checksums[name] else { return }
+        let computed = CRC32C.checksum(UnsafeRawPointer(base) + dataStart + t.dataRange.lowerBound, count: t.dataRange.count)
+        if computed != stored {
+            throw SafeTensorsError.checksumMismatch(path: path, tensor: name, stored: stored, computed: computed)
+        }
+    }
+
     private static func parseEntry(name: String, value: Any, path: String, dataSize: Int) throws -> TensorInfo {
         guard let entry = value as? [String: Any] else {
             throw SafeTensorsError.badTensorEntry(path: path, tensor: name, detail: "header entry is not an object")
@@ -209,7 +262,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return t
     }
 
-    /// Converts tensor `name` to Float into `out`, checking its shape.
+    /// Converts tensor `name` to Float into `out`, checking its shape and, when the file carries
+    /// checksums, its CRC-32C.
     /// - Parameters:
     ///   - expectedShape: required shape (nil accepts any shape).
     ///   - out: room for the tensor's element count.
@@ -218,6 +272,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         if let expectedShape, expectedShape != t.shape {
             throw SafeTensorsError.shapeMismatch(path: path, tensor: name, found: t.shape, expected: expectedShape)
         }
+        try verify(name, t)
         let src = UnsafeRawPointer(base) + dataStart + t.dataRange.lowerBound
         let n = t.elementCount
         switch t.dtype {
@@ -240,9 +295,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return out
     }
 
-    /// Raw bytes of tensor `name` (any dtype), e.g. for integer token tensors.
+    /// Raw bytes of tensor `name` (any dtype), e.g. for integer token tensors; verified against
+    /// the file's checksum when it carries one.
     public func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer {
         let t = try info(name)
+        try verify(name, t)
         return UnsafeRawBufferPointer(start: UnsafeRawPointer(base) + dataStart + t.dataRange.lowerBound, count: t.dataRange.count)
     }
 }

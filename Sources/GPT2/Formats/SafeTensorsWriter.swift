@@ -172,15 +172,27 @@ public struct SafeTensorsOutputTensor {
     }
 }
 
+/// `__metadata__` key under which `writeSafeTensors` stores a CRC-32C per tensor: a JSON object
+/// (sorted keys) mapping each tensor name to the checksum of its stored bytes as 8 lowercase hex
+/// digits, e.g. `{"lnfb":"1c291ca3","wte":"9a3e0c51"}`. Other safetensors readers ignore it;
+/// `SafeTensorsFile` verifies it whenever a tensor is read.
+public let safeTensorsChecksumKey = "crc32c"
+
 /// Writes `tensors` (in the given order) and `metadata` as a safetensors file at `path`, atomically:
 /// the file is written under a temporary name in the same directory, fsynced and renamed into place.
+/// The header is deterministic (metadata keys sorted, tensors in the given order), so the same
+/// tensors and metadata always give the same bytes, and it carries a CRC-32C of every tensor
+/// under `safeTensorsChecksumKey`.
 /// - Parameters:
 ///   - tensors: tensors with distinct names (not `__metadata__`).
-///   - metadata: the `__metadata__` string map (omitted when empty).
+///   - metadata: the `__metadata__` string map (the key `crc32c` is reserved).
 ///   - path: destination file; an existing file is replaced only once the new one is complete.
 /// - Throws: `FormatWriteError` naming `path`; the temporary file is removed on failure.
 public func writeSafeTensors(_ tensors: [SafeTensorsOutputTensor], metadata: [String: String] = [:], to path: String) throws {
-    let header = safeTensorsHeader(tensors, metadata: metadata)
+    precondition(metadata[safeTensorsChecksumKey] == nil, "writeSafeTensors: metadata key '\(safeTensorsChecksumKey)' is reserved")
+    var md = metadata
+    md[safeTensorsChecksumKey] = safeTensorsChecksumJSON(tensors)
+    let header = safeTensorsHeader(tensors, metadata: md)
     try AtomicOutputFile.write(to: path) { file in
         var n = UInt64(header.count).littleEndian
         try withUnsafeBytes(of: &n) { try file.write($0.baseAddress!, count: 8) }
@@ -189,7 +201,24 @@ public func writeSafeTensors(_ tensors: [SafeTensorsOutputTensor], metadata: [St
     }
 }
 
-/// The JSON header padded with spaces so that 8 + its length is a multiple of 8.
+/// `{"name":"8 hex digits",...}` with sorted names: the CRC-32C of each tensor's stored bytes.
+func safeTensorsChecksumJSON(_ tensors: [SafeTensorsOutputTensor]) -> String {
+    let entries = tensors.map { t -> (String, UInt32) in
+        var crc: UInt32 = 0
+        storedBytes(t) { crc = CRC32C.checksum($0.baseAddress!, count: $0.count, continuing: crc) }
+        return (t.name, crc)
+    }.sorted { $0.0 < $1.0 }
+    return "{" + entries.map { jsonQuoted($0.0) + ":\"" + hex8($0.1) + "\"" }.joined(separator: ",") + "}"
+}
+
+/// `v` as 8 lowercase hex digits.
+func hex8(_ v: UInt32) -> String {
+    let h = String(v, radix: 16)
+    return String(repeating: "0", count: 8 - h.count) + h
+}
+
+/// The JSON header padded with spaces so that 8 + its length is a multiple of 8; metadata keys
+/// sorted, tensors in the given order.
 func safeTensorsHeader(_ tensors: [SafeTensorsOutputTensor], metadata: [String: String]) -> [UInt8] {
     var seen = Set<String>()
     var entries: [String] = []
@@ -210,15 +239,26 @@ func safeTensorsHeader(_ tensors: [SafeTensorsOutputTensor], metadata: [String: 
     return header
 }
 
-/// Streams one tensor's values, converting and transposing through a bounded staging buffer.
+/// Streams one tensor's stored bytes to `file`.
 func writeTensorData(_ t: SafeTensorsOutputTensor, to file: AtomicOutputFile) throws {
+    var failure: Error?
+    storedBytes(t) { chunk in
+        guard failure == nil else { return }
+        do { try file.write(chunk.baseAddress!, count: chunk.count) } catch { failure = error }
+    }
+    if let failure { throw failure }
+}
+
+/// Calls `body` with the tensor's bytes as stored (converted and transposed as requested), in
+/// order, through a bounded staging buffer; F32 tensors that need no transpose are passed whole.
+func storedBytes(_ t: SafeTensorsOutputTensor, _ body: (UnsafeRawBufferPointer) -> Void) {
     let n = t.data.count
     guard n > 0, let src = t.data.baseAddress else { return }
     if t.dtype == .F32 && !t.transposed {
-        try file.write(src, count: 4 * n)   // little-endian hosts only (x86-64, arm64)
+        body(UnsafeRawBufferPointer(start: src, count: 4 * n))   // little-endian hosts only (x86-64, arm64)
         return
     }
-    let chunk = 1 << 18   // elements per write
+    let chunk = 1 << 18   // elements per call
     let staging = UnsafeMutableRawPointer.allocate(byteCount: 4 * chunk, alignment: 16)
     defer { staging.deallocate() }
     // Element i of the stored tensor comes from data[index(i)].
@@ -235,7 +275,7 @@ func writeTensorData(_ t: SafeTensorsOutputTensor, to file: AtomicOutputFile) th
                 staging.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: 4 * j, as: UInt32.self)
             }
         }
-        try file.write(staging, count: count * t.dtype.size)
+        body(UnsafeRawBufferPointer(start: staging, count: count * t.dtype.size))
         start += count
     }
 }

@@ -69,6 +69,13 @@ public final class HubFileQueue: PrepareInputQueue, @unchecked Sendable {
         }
     }
 
+    /// Starts the downloads now rather than at the first `next`.
+    public func start() {
+        condition.lock()
+        startWorkers()
+        condition.unlock()
+    }
+
     /// Releases a file returned by `next` (deleted from the cache when the queue deletes after use).
     public func done(_ path: String) {
         condition.lock()

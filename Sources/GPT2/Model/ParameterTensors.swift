@@ -136,8 +136,11 @@ public final class ParameterTensors: @unchecked Sendable {
     let offsets: [Int]
     let counts: [Int]
 
-    /// Allocates zeroed tensors for `config`.
+    /// Allocates zeroed tensors for `config`, which must be valid (`validationError == nil`:
+    /// every size within `GPT2ConfigField.limit`, so no element count can overflow). Configs
+    /// read from files are checked by their loaders before they get here.
     public init(config: GPT2Config) {
+        if let problem = config.validationError { preconditionFailure("ParameterTensors: invalid GPT2Config: \(problem)") }
         self.config = config
         var offsets: [Int] = [], counts: [Int] = [], total = 0
         for p in ParameterName.allCases {

@@ -8,16 +8,22 @@ extension GPT2Tokenizer {
     /// data_gym_to_mergeable_bpe_ranks). Entries of the encoder that are not mergeable tokens
     /// (`<|endoftext|>`) become special tokens.
     public convenience init(encoderJSON: [UInt8], vocabBPE: [UInt8], source: String) throws {
-        let encoder = try encoderJSON.withUnsafeBufferPointer { try parseStringIntObject($0, path: source + "/encoder.json") }
+        try self.init(encoderJSON: encoderJSON, encoderPath: source + "/encoder.json",
+                      vocabBPE: vocabBPE, mergesPath: source + "/vocab.bpe", source: source)
+    }
+
+    /// The same, with the two files' paths for messages.
+    convenience init(encoderJSON: [UInt8], encoderPath: String, vocabBPE: [UInt8], mergesPath: String, source: String) throws {
+        let encoder = try encoderJSON.withUnsafeBufferPointer { try parseStringIntObject($0, path: encoderPath) }
         var tokens: [[UInt8]] = ByteLevel.bytesInRankOrder.map { [$0] }
         guard let text = String(validating: vocabBPE, as: UTF8.self) else {
-            throw TokenizerError.malformed(path: source, reason: "merges file is not UTF-8")
+            throw TokenizerError.malformed(path: mergesPath, reason: "not UTF-8")
         }
         for (lineNo, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() {
             if line.hasPrefix("#version") { continue }
             let parts = line.split(separator: " ")
             guard parts.count == 2, let a = ByteLevel.bytes(of: parts[0]), let b = ByteLevel.bytes(of: parts[1]) else {
-                throw TokenizerError.malformed(path: source, reason: "bad merge on line \(lineNo + 1): '\(line)'")
+                throw TokenizerError.malformed(path: mergesPath, reason: "bad merge on line \(lineNo + 1): '\(oneLine(line.prefix(80)))'")
             }
             tokens.append(a + b)
         }
@@ -27,13 +33,29 @@ extension GPT2Tokenizer {
         for t in tokens {
             let s = String(String.UnicodeScalarView(t.map { ByteLevel.byteToScalar[Int($0)] }))
             guard let id = encoder[s] else {
-                throw TokenizerError.malformed(path: source, reason: "token '\(s)' of the merges is missing from the vocabulary")
+                throw TokenizerError.malformed(path: mergesPath, reason: "token '\(oneLine(s))' of the merges is missing from \(encoderPath)")
             }
             ids.append(Int32(id))
             mergeable.insert(s)
         }
         var specials: [Int32: [UInt8]] = [:]
-        for (s, id) in encoder where !mergeable.contains(s) { specials[Int32(id)] = Array(s.utf8) }
+        var owner: [Int: String] = [:]
+        for (s, id) in encoder.sorted(by: { $0.value < $1.value }) {
+            if let other = owner[id] {
+                throw TokenizerError.malformed(path: encoderPath, reason: "tokens '\(oneLine(other))' and '\(oneLine(s))' share id \(id)")
+            }
+            owner[id] = s
+            if mergeable.contains(s) { continue }
+            // A special token is literal text (<|endoftext|>, <s>, [PAD]...). An entry that is not
+            // shaped like one and is written with the byte-level alphabet's remapped characters
+            // (Ġ for a space...) or joins two mergeable tokens is a BPE token whose merge is
+            // missing: the merges file is cut short or belongs to another vocabulary.
+            if !looksSpecial(s) && (s.unicodeScalars.contains { (0x100...0x143).contains($0.value) } || joinsTwo(s, of: mergeable)) {
+                throw TokenizerError.malformed(path: mergesPath, reason: "no merge produces token '\(oneLine(s))' (id \(id)) of \(encoderPath); "
+                                               + "the merges file is truncated or belongs to another vocabulary")
+            }
+            specials[Int32(id)] = Array(s.utf8)
+        }
         try self.init(tokensByRank: tokens, ids: ids, specials: specials, source: source)
     }
 
@@ -47,7 +69,7 @@ extension GPT2Tokenizer {
         var byRank: [Int: [UInt8]] = [:]
         for (lineNo, line) in text.split(separator: "\n").enumerated() {
             let parts = line.split(separator: " ")
-            guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), let rank = Int(parts[1]), rank >= 0 else {
+            guard parts.count == 2, let bytes = Data(base64Encoded: String(parts[0])), let rank = Int(parts[1]), rank >= 0, rank < GPT2ConfigField.vocabSize.limit else {
                 throw TokenizerError.malformed(path: path, reason: "bad line \(lineNo + 1)")
             }
             byRank[rank] = [UInt8](bytes)
@@ -64,9 +86,15 @@ extension GPT2Tokenizer {
     public convenience init(directory: String) throws {
         let fm = FileManager.default
         func has(_ f: String) -> Bool { fm.fileExists(atPath: directory + "/" + f) }
+        switch FileKind(path: directory) {
+        case .directory: break
+        case .missing: throw TokenizerError.unreadable(path: directory, reason: "no such directory")
+        case let kind: throw TokenizerError.unreadable(path: directory, reason: "it is \(kind.description), not a tokenizer directory")
+        }
         for (vocab, merges) in [("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")] where has(vocab) && has(merges) {
-            let v = try readFile(directory + "/" + vocab), m = try readFile(directory + "/" + merges)
-            try self.init(encoderJSON: [UInt8](v), vocabBPE: [UInt8](m), source: directory)
+            let vocabPath = directory + "/" + vocab, mergesPath = directory + "/" + merges
+            let v = try readFile(vocabPath), m = try readFile(mergesPath)
+            try self.init(encoderJSON: [UInt8](v), encoderPath: vocabPath, vocabBPE: [UInt8](m), mergesPath: mergesPath, source: directory)
             return
         }
         if let files = try? fm.contentsOfDirectory(atPath: directory),
@@ -79,9 +107,27 @@ extension GPT2Tokenizer {
     }
 }
 
+/// `<...>` or `[...]`: the shapes of special tokens (<|endoftext|>, <s>, <pad>, [CLS]...).
+private func looksSpecial(_ s: String) -> Bool {
+    s.count >= 3 && ((s.hasPrefix("<") && s.hasSuffix(">")) || (s.hasPrefix("[") && s.hasSuffix("]")))
+}
+
+/// Whether `s` is the concatenation of two tokens of `tokens` (what a merge would produce).
+private func joinsTwo(_ s: String, of tokens: Set<String>) -> Bool {
+    let scalars = Array(s.unicodeScalars)
+    guard scalars.count >= 2 else { return false }
+    for k in 1..<scalars.count {
+        let left = String(String.UnicodeScalarView(scalars[..<k])), right = String(String.UnicodeScalarView(scalars[k...]))
+        if tokens.contains(left) && tokens.contains(right) { return true }
+    }
+    return false
+}
+
+/// The contents of a regular file (a FIFO is refused rather than waited on).
 private func readFile(_ path: String) throws -> Data {
+    if let problem = FileKind.regularFileProblem(path) { throw TokenizerError.unreadable(path: path, reason: problem) }
     do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-        throw TokenizerError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "read failed" : "no such file")
+        throw TokenizerError.unreadable(path: path, reason: (error as NSError).localizedDescription)
     }
 }
 
@@ -153,7 +199,13 @@ func parseStringIntObject(_ b: UnsafeBufferPointer<UInt8>, path: String) throws 
         i += 1
         skipSpace()
         var v = 0, digits = 0
-        while i < n, (0x30...0x39).contains(b[i]) { v = v * 10 + Int(b[i] - 0x30); i += 1; digits += 1 }
+        while i < n, (0x30...0x39).contains(b[i]) {
+            v = v * 10 + Int(b[i] - 0x30)
+            i += 1
+            digits += 1
+            // ids index arrays: bound them like a model's vocabulary
+            if v > GPT2ConfigField.vocabSize.limit { throw fail("id of '\(oneLine(key))' exceeds \(GPT2ConfigField.vocabSize.limit)") }
+        }
         guard digits > 0 else { throw fail("expected an integer") }
         out[key] = v
         skipSpace()

@@ -3,6 +3,8 @@
 // the current one runs out, and wraps around. With `shuffle`, every epoch permutes the shard order
 // and the documents (runs starting at <|endoftext|>) inside each shard, deterministically from
 // the seed and the epoch: this removes build-nanogpt's periodic loss pattern.
+// Shards are memory-mapped, and every shard is checked against the model's vocabulary when it is
+// opened (one pass for the maximum id), so a corrupt id is reported, never fed to the kernels.
 import Foundation
 
 /// Where a loader is; saved in checkpoints so a resumed run reads exactly the same batches.
@@ -19,7 +21,10 @@ public enum DataLoaderError: LocalizedError, Equatable {
     case mixedFormats(directory: String)
     case shardTooSmall(path: String, tokens: Int, needed: Int)
 
-    public var errorDescription: String? {
+    public var errorDescription: String? { oneLine(message) }
+
+    /// The message before control characters from the file are escaped.
+    private var message: String {
         switch self {
         case .noShards(let d, let s):
             return "no \(s) shards (*_\(s)_*.npy or .bin) in '\(d)'; create them with 'gpt prepare'"
@@ -34,6 +39,8 @@ public enum DataLoaderError: LocalizedError, Equatable {
 public final class DataLoader {
     public let B: Int
     public let T: Int
+    /// Every token must be below this (the model's vocabulary).
+    public let vocabSize: Int
     public let rank: Int
     public let worldSize: Int
     public let shuffle: Bool
@@ -42,14 +49,16 @@ public final class DataLoader {
     public private(set) var state = DataPosition()
 
     private var order: [Int] = []           // shard indices in this epoch's order
-    private var tokens: [UInt16] = []       // current shard (document-permuted when shuffling)
+    private var mapped: MappedTokenShard?   // current shard, in file order
+    private var permuted: [UInt16] = []     // current shard, document-permuted (when shuffling)
     private var loadedKey: (epoch: Int, shard: Int)? = nil
 
     /// - Parameters: directory of shards; split: .train or .val; B, T; rank and worldSize for data
-    ///   parallelism; shuffle and seed as described above.
+    ///   parallelism; shuffle and seed as described above; vocabSize: the model's vocabulary
+    ///   (a shard holding an id at or above it throws `ShardError.tokenOutOfRange` when opened).
     public init(directory: String, split: DatasetSplit, B: Int, T: Int, rank: Int = 0, worldSize: Int = 1,
-                shuffle: Bool = false, seed: UInt64 = 1337) throws {
-        precondition(B >= 1 && T >= 1 && worldSize >= 1 && rank >= 0 && rank < worldSize)
+                shuffle: Bool = false, seed: UInt64 = 1337, vocabSize: Int = 50257) throws {
+        precondition(B >= 1 && T >= 1 && worldSize >= 1 && rank >= 0 && rank < worldSize && vocabSize >= 1)
         let paths = try TokenShard.list(directory: directory, split: split)
         guard !paths.isEmpty else { throw DataLoaderError.noShards(directory: directory, split: split.rawValue) }
         let all = try TokenShard.list(directory: directory, split: .train) + TokenShard.list(directory: directory, split: .val)
@@ -61,6 +70,7 @@ public final class DataLoader {
         }
         self.B = B
         self.T = T
+        self.vocabSize = vocabSize
         self.rank = rank
         self.worldSize = worldSize
         self.shuffle = shuffle
@@ -86,14 +96,15 @@ public final class DataLoader {
         if inputs.count != n { inputs = [Int32](repeating: 0, count: n) }
         if targets.count != n { targets = [Int32](repeating: 0, count: n) }
         let p = state.position
-        tokens.withUnsafeBufferPointer { t in
+        let count = withTokens { t in
             for i in 0..<n {
                 inputs[i] = Int32(t[p + i])
                 targets[i] = Int32(t[p + i + 1])
             }
+            return t.count
         }
         state.position += n * worldSize
-        if state.position + n * worldSize + 1 > tokens.count {
+        if state.position + n * worldSize + 1 > count {
             state.shardCursor += 1
             if state.shardCursor == paths.count { state.shardCursor = 0; state.epoch += 1 }
             state.position = n * rank
@@ -101,23 +112,36 @@ public final class DataLoader {
         }
     }
 
+    /// Calls `body` with the current shard's tokens.
+    private func withTokens<R>(_ body: (UnsafeBufferPointer<UInt16>) -> R) -> R {
+        if let mapped { return mapped.withTokens(body) }
+        return permuted.withUnsafeBufferPointer(body)
+    }
+
     private func load() throws {
         order = shuffle ? permutation(paths.count, seed: mix(seed, UInt64(state.epoch), 0x5348_5244)) : Array(0..<paths.count)
         let shard = order[state.shardCursor]
         if let k = loadedKey, k.epoch == (shuffle ? state.epoch : 0), k.shard == shard { return }
-        var t = try TokenShard.read(path: paths[shard])
-        if shuffle { t = shuffleDocuments(t, seed: mix(seed, UInt64(state.epoch), UInt64(shard) &+ 1)) }
-        tokens = t
+        loadedKey = nil
+        mapped = nil
+        permuted = []
+        let file = try MappedTokenShard(path: paths[shard])
+        try file.checkTokens(vocabSize: vocabSize)
+        if shuffle {
+            permuted = file.withTokens { shuffleDocuments($0, seed: mix(seed, UInt64(state.epoch), UInt64(shard) &+ 1)) }
+        } else {
+            mapped = file
+        }
         loadedKey = (shuffle ? state.epoch : 0, shard)
     }
 
     /// Documents start at each <|endoftext|>; text before the first one is a document too.
-    private func shuffleDocuments(_ t: [UInt16], seed: UInt64) -> [UInt16] {
+    private func shuffleDocuments(_ t: UnsafeBufferPointer<UInt16>, seed: UInt64) -> [UInt16] {
         var starts = [0]
         for i in 1..<t.count where t[i] == UInt16(GPT2Tokenizer.endOfText) { starts.append(i) }
         starts.append(t.count)
         let docs = starts.count - 1
-        guard docs > 1 else { return t }
+        guard docs > 1 else { return Array(t) }
         var out: [UInt16] = []
         out.reserveCapacity(t.count)
         for d in permutation(docs, seed: seed) { out.append(contentsOf: t[starts[d]..<starts[d + 1]]) }

@@ -1,85 +1,187 @@
-// `gpt plot`: the loss curves (and HellaSwag accuracy when logged) of a run as an SVG written by
-// hand, with the reference lines of build-nanogpt's play.ipynb: OpenAI GPT-2 124M val loss
-// 3.2924 and HellaSwag 0.2945, GPT-3 124M HellaSwag 0.337.
+// `gpt plot`: loss curves of one or more runs (log.txt series) and HellaSwag accuracy as SVG.
+// The train loss is drawn faint and raw under TensorBoard's smoothing; the y range starts after the
+// initial transient; baselines appear only where they mean something (the FineWeb-Edu val loss of
+// OpenAI's GPT-2 124M only for FineWeb-Edu runs; HellaSwag GPT-2/GPT-3 124M whenever HellaSwag was
+// logged), as build-nanogpt's play.ipynb draws them. Also the learning-rate schedule.
 import Foundation
 
+/// One run's log.txt series (`RunLog.read`) and the name its legend shows.
+public struct PlotRun {
+    public var name: String
+    /// kind ("train", "val", "hella") → [(step, value)] in file order.
+    public var series: [String: [(Int, Double)]]
+
+    public init(name: String, series: [String: [(Int, Double)]]) {
+        self.name = name
+        self.series = series
+    }
+}
+
+/// How to draw a loss plot.
+public struct PlotOptions {
+    public var title: String
+    /// Val-loss baselines of this dataset are drawn; nil: none (unknown or user data).
+    public var dataset: ReferenceDataset?
+    /// Logarithmic loss axis.
+    public var logY: Bool
+    /// Smoothing weight of the train loss (0...<1, TensorBoard's slider); nil picks one from the run length.
+    public var smoothing: Double?
+
+    public init(title: String, dataset: ReferenceDataset? = nil, logY: Bool = false, smoothing: Double? = nil) {
+        self.title = title
+        self.dataset = dataset
+        self.logY = logY
+        self.smoothing = smoothing
+    }
+}
+
 public enum SVGPlot {
-    public static let gpt2ValLoss = 3.2924
-    public static let gpt2Hella = 0.2945
-    public static let gpt3Hella = 0.337
+    static let panelWidth = 680.0, panelHeight = 430.0
+    /// matplotlib's tab10 without red and green, which the baselines use.
+    static let runColors = ["#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+    static let baselineColors = ["#d62728", "#2ca02c"]
 
-    /// An SVG document for the series of a log.txt (`RunLog.read`).
-    public static func render(_ series: [String: [(Int, Double)]], title: String) -> String {
-        let hella = series["hella"] ?? []
-        let panels = hella.isEmpty ? 1 : 2
-        let pw = 660.0, ph = 400.0, W = pw * Double(panels) + 40
-        var svg = """
-        <?xml version="1.0" encoding="UTF-8"?>
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(ph + 60))" viewBox="0 0 \(Int(W)) \(Int(ph + 60))" font-family="sans-serif" font-size="12">
-        <title>\(escape(title))</title>
-        <rect width="100%" height="100%" fill="white"/>
-        <text x="\(W / 2)" y="20" text-anchor="middle" font-size="15">\(escape(title))</text>
+    /// An SVG document for one run's series (`RunLog.read`).
+    public static func render(_ series: [String: [(Int, Double)]], title: String,
+                              dataset: ReferenceDataset? = nil, logY: Bool = false) -> String {
+        render(runs: [PlotRun(name: "", series: series)], options: PlotOptions(title: title, dataset: dataset, logY: logY))
+    }
 
-        """
-        let train = series["train"] ?? [], val = series["val"] ?? []
-        svg += panel(x0: 20, y0: 40, w: pw, h: ph, label: "loss",
-                     lines: [("train loss", train, "#1f77b4", false), ("val loss", val, "#ff7f0e", true)],
-                     references: [("OpenAI GPT-2 (124M) checkpoint val loss", gpt2ValLoss, "#d62728")], floorZero: false)
-        if !hella.isEmpty {
-            svg += panel(x0: 20 + pw, y0: 40, w: pw, h: ph, label: "HellaSwag accuracy",
-                         lines: [("HellaSwag", hella, "#2ca02c", true)],
-                         references: [("OpenAI GPT-2 (124M)", gpt2Hella, "#d62728"), ("OpenAI GPT-3 (124M)", gpt3Hella, "#9467bd")],
-                         floorZero: false)
-        }
+    /// An SVG document overlaying `runs`: a loss panel (smoothed train over faint raw train, val
+    /// with markers) and, when any run logged HellaSwag, an accuracy panel beside it.
+    public static func render(runs: [PlotRun], options: PlotOptions) -> String {
+        let hasHella = runs.contains { !($0.series["hella"] ?? []).isEmpty }
+        let maxStep = max(1, runs.flatMap { $0.series.values.flatMap { $0.map(\.0) } }.max() ?? 1)
+        var svg = document(width: (hasHella ? 2 : 1) * (panelWidth + 20) + 20, height: panelHeight + 60, title: options.title)
+        svg += lossPanel(runs, options: options, maxStep: maxStep)
+        if hasHella { svg += hellaPanel(runs, maxStep: maxStep) }
         return svg + "</svg>\n"
     }
 
-    private static func panel(x0: Double, y0: Double, w: Double, h: Double, label: String,
-                              lines: [(String, [(Int, Double)], String, Bool)],
-                              references: [(String, Double, String)], floorZero: Bool) -> String {
-        let left = x0 + 55, right = x0 + w - 15, top = y0 + 10, bottom = y0 + h - 35
-        let points = lines.flatMap { $0.1 }
-        let maxStep = max(1, points.map { $0.0 }.max() ?? 1)
-        var lo = (points.map { $0.1 } + references.map { $0.1 }).min() ?? 0
-        var hi = (points.map { $0.1 } + references.map { $0.1 }).max() ?? 1
-        if floorZero { lo = 0 }
-        if hi - lo < 1e-9 { hi += 0.5; lo -= 0.5 }
-        let pad = (hi - lo) * 0.05
-        lo -= pad; hi += pad
-        func X(_ s: Int) -> Double { left + (right - left) * Double(s) / Double(maxStep) }
-        func Y(_ v: Double) -> Double { bottom - (bottom - top) * (v - lo) / (hi - lo) }
-        var s = "<g class=\"panel\" data-label=\"\(escape(label))\">\n"
-        s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(right - left))\" height=\"\(f(bottom - top))\" fill=\"none\" stroke=\"#888\"/>\n"
-        for k in 0...4 {   // ticks
-            let v = lo + (hi - lo) * Double(k) / 4, st = Int(Double(maxStep) * Double(k) / 4)
-            s += "<text x=\"\(f(left - 6))\" y=\"\(f(Y(v) + 4))\" text-anchor=\"end\">\(String(format: "%.3g", v))</text>\n"
-            s += "<text x=\"\(f(X(st)))\" y=\"\(f(bottom + 16))\" text-anchor=\"middle\">\(st)</text>\n"
+    /// An SVG document of the learning rate at each step of `schedule` (build-nanogpt's get_lr).
+    public static func renderSchedule(_ schedule: LRSchedule, title: String) -> String {
+        let last = max(1, schedule.maxSteps)
+        let stride = max(1, last / 4000)   // enough points for any screen
+        var points = Swift.stride(from: 0, through: last, by: stride).map { (Double($0), schedule($0)) }
+        if points.last?.0 != Double(last) { points.append((Double(last), schedule(last))) }
+        if schedule.warmupSteps > 0 && schedule.warmupSteps <= last {
+            points.append((Double(schedule.warmupSteps), schedule(schedule.warmupSteps)))
+            points.sort { $0.0 < $1.0 }
         }
-        s += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(bottom + 32))\" text-anchor=\"middle\">step</text>\n"
-        s += "<text x=\"\(f(x0 + 14))\" y=\"\(f((top + bottom) / 2))\" text-anchor=\"middle\" transform=\"rotate(-90 \(f(x0 + 14)) \(f((top + bottom) / 2)))\">\(escape(label))</text>\n"
-        var legend: [(String, String, Bool)] = []
-        for (name, v, color) in references {
-            s += "<line class=\"reference\" data-series=\"\(escape(name))\" x1=\"\(f(left))\" x2=\"\(f(right))\" y1=\"\(f(Y(v)))\" y2=\"\(f(Y(v)))\" stroke=\"\(color)\" stroke-dasharray=\"6 4\"/>\n"
-            legend.append(("\(name) (\(v))", color, true))
+        let hi = max(schedule.maxLR, schedule.minLR, 1e-12)
+        let panel = SVGPanel(left: 90, top: 70, width: panelWidth - 100, height: panelHeight - 60,
+                             xRange: 0...Double(last), yRange: 0...(hi * 1.08), logY: false, id: "lr")
+        var s = document(width: panelWidth + 20, height: panelHeight + 60, title: title)
+        s += panel.axes(title: "learning rate schedule", xLabel: "step", yLabel: "learning rate")
+        s += panel.referenceLine(schedule.minLR, color: "#999", series: "min lr")
+        s += panel.polyline(points, color: runColors[0], width: 2, series: "learning rate", role: "schedule")
+        if schedule.warmupSteps > 0 && schedule.warmupSteps < last {
+            s += panel.verticalMarker(Double(schedule.warmupSteps), label: "warmup ends (step \(schedule.warmupSteps))")
         }
-        for (name, pts, color, markers) in lines where !pts.isEmpty {
-            let path = pts.map { "\(f(X($0.0))),\(f(Y($0.1)))" }.joined(separator: " ")
-            s += "<polyline class=\"series\" data-series=\"\(escape(name))\" data-points=\"\(pts.count)\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(path)\"/>\n"
-            if markers { for p in pts { s += "<circle cx=\"\(f(X(p.0)))\" cy=\"\(f(Y(p.1)))\" r=\"2.5\" fill=\"\(color)\"/>\n" } }
-            legend.append(("\(name) (last \(String(format: "%.4f", pts.last!.1)))", color, false))
-        }
-        for (i, (text, color, dashed)) in legend.enumerated() {
-            let ly = top + 14 + Double(i) * 16
-            s += "<line x1=\"\(f(right - 345))\" x2=\"\(f(right - 325))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dashed ? " stroke-dasharray=\"6 4\"" : "")/>\n"
-            s += "<text x=\"\(f(right - 320))\" y=\"\(f(ly))\">\(escape(text))</text>\n"
-        }
-        return s + "</g>\n"
+        s += panel.legend([
+            LegendEntry(text: "lr: max \(sci(schedule.maxLR)), min \(sci(schedule.minLR))", color: runColors[0]),
+            LegendEntry(text: "warmup \(schedule.warmupSteps), cosine to step \(schedule.maxSteps)", color: "#999", dashed: true, width: 1.5),
+        ])
+        return s + panel.end + "</svg>\n"
     }
 
-    private static func f(_ x: Double) -> String { String(format: "%.1f", x) }
+    // MARK: - Panels
 
-    private static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    private static func lossPanel(_ runs: [PlotRun], options: PlotOptions, maxStep: Int) -> String {
+        let single = runs.count == 1
+        let baselines = options.dataset?.valLossLines ?? []
+        let trains = runs.map { $0.series["train"] ?? [] }, vals = runs.map { $0.series["val"] ?? [] }
+        let range = PlotScale.lossRange(train: trains.flatMap { $0 }, val: vals.flatMap { $0 },
+                                        references: baselines.map(\.value), logScale: options.logY)
+        let panel = SVGPanel(left: 90, top: 70, width: panelWidth - 100, height: panelHeight - 60,
+                             xRange: 0...Double(maxStep), yRange: range, logY: options.logY, id: "loss")
+        var s = panel.axes(title: "loss", xLabel: "step", yLabel: options.logY ? "loss (log scale)" : "loss")
+        var legend: [LegendEntry] = []
+        for (i, b) in baselines.enumerated() {
+            let color = baselineColors[i % baselineColors.count]
+            s += panel.referenceLine(b.value, color: color, series: b.label)
+            legend.append(LegendEntry(text: "\(b.label) \(b.value)", color: color, dashed: true, width: 1.5))
+        }
+        var above: (Int, Double)?
+        for (i, run) in runs.enumerated() {
+            let color = runColors[i % runColors.count], valColor = single ? runColors[1] : color
+            let train = trains[i], val = vals[i]
+            let label = single ? "" : run.name + " "
+            if !train.isEmpty {
+                let weight = options.smoothing ?? PlotScale.defaultSmoothing(count: train.count)
+                let smooth = PlotScale.smoothed(train.map(\.1), weight: weight)
+                let raw = train.map { (Double($0.0), $0.1) }
+                if weight > 0 {
+                    s += panel.polyline(raw, color: color, width: 1, opacity: single ? 0.3 : 0.18, series: label + "train loss (raw)", role: "raw")
+                }
+                s += panel.polyline(zip(raw, smooth).map { ($0.0.0, $0.1) }, color: color, width: 2,
+                                    series: label + "train loss", role: "smoothed")
+                let last = smooth.last(where: \.isFinite) ?? .nan
+                let how = weight > 0 ? "smoothed \(String(format: "%.3g", weight))" : "not smoothed"
+                legend.append(LegendEntry(text: "\(label)train (\(how)), last \(String(format: "%.4f", last))", color: color))
+            }
+            if !val.isEmpty {
+                let pts = val.map { (Double($0.0), $0.1) }
+                s += panel.polyline(pts, color: valColor, width: 1.5, dashed: !single, series: label + "val loss", role: "val")
+                s += panel.markers(pts, color: valColor)
+                legend.append(LegendEntry(text: "\(label)val, last \(String(format: "%.4f", val.last!.1))", color: valColor, dashed: !single, marker: true))
+            }
+            for p in train + val where p.1.isFinite && p.1 > range.upperBound && p.1 > (above?.1 ?? -.infinity) { above = p }
+        }
+        if let above {
+            s += panel.note("↑ off scale: \(String(format: "%.3f", above.1)) at step \(above.0)")
+        }
+        return s + panel.legend(legend) + panel.end
+    }
+
+    private static func hellaPanel(_ runs: [PlotRun], maxStep: Int) -> String {
+        let baselines = ReferenceDataset.hellaSwagLines
+        let values = runs.flatMap { ($0.series["hella"] ?? []).map(\.1) } + baselines.map(\.value)
+        var lo = values.min()!, hi = values.max()!
+        if hi - lo < 0.02 { lo -= 0.01; hi += 0.01 }
+        let pad = (hi - lo) * 0.08
+        let panel = SVGPanel(left: panelWidth + 20 + 90, top: 70, width: panelWidth - 100, height: panelHeight - 60,
+                             xRange: 0...Double(maxStep), yRange: (lo - pad)...(hi + pad), logY: false, id: "hella")
+        var s = panel.axes(title: "HellaSwag", xLabel: "step", yLabel: "acc_norm")
+        var legend: [LegendEntry] = []
+        for (i, b) in baselines.enumerated() {
+            let color = baselineColors[i % baselineColors.count]
+            s += panel.referenceLine(b.value, color: color, series: b.label)
+            legend.append(LegendEntry(text: "\(b.label) \(b.value)", color: color, dashed: true, width: 1.5))
+        }
+        for (i, run) in runs.enumerated() {
+            guard let hella = run.series["hella"], !hella.isEmpty else { continue }
+            let color = runColors[i % runColors.count]
+            let pts = hella.map { (Double($0.0), $0.1) }
+            let name = runs.count == 1 ? "HellaSwag" : run.name + " HellaSwag"
+            s += panel.polyline(pts, color: color, width: 1.5, series: name, role: "hella")
+            s += panel.markers(pts, color: color)
+            legend.append(LegendEntry(text: "\(name), last \(String(format: "%.4f", hella.last!.1))", color: color, marker: true))
+        }
+        return s + panel.legend(legend) + panel.end
+    }
+
+    // MARK: - Document
+
+    private static func document(width: Double, height: Double, title: String) -> String {
+        """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="12" fill="#222">
+        <title>\(svgEscape(title))</title>
+        <rect width="100%" height="100%" fill="white"/>
+        <text x="\(svgNum(width / 2))" y="26" text-anchor="middle" font-size="16">\(svgEscape(title))</text>
+
+        """
+    }
+
+    /// 6e-4, 6.5e-5, 0.001 -> "6e-4", "6.5e-5", "0.001".
+    private static func sci(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        if abs(v) >= 1e-3 && abs(v) < 1e4 { return String(format: "%g", v) }
+        let e = Int(floor(log10(abs(v))))
+        var m = String(format: "%.3f", v / pow(10, Double(e)))
+        while m.hasSuffix("0") { m.removeLast() }
+        if m.hasSuffix(".") { m.removeLast() }
+        return "\(m)e\(e)"
     }
 }

@@ -48,6 +48,9 @@ public final class TrainingRun {
     public let ranks: Ranks
     private let hellaswag: [HellaSwagExample]
     private let log: RunLog?
+    private let tensorboard: TensorBoardWriter?
+    /// Peak FLOP/s of the device, for the MFU scalar (nil: not logged).
+    private let peakFLOPS: Double?
     private let events: (Event) -> Void
     private let tokenizer: GPT2Tokenizer
     /// The newest checkpoint whose weights were seen to give a healthy loss (the step after it
@@ -62,10 +65,11 @@ public final class TrainingRun {
     ///     the steps before it and appended to.
     ///   - resumedFrom: on resume, the checkpoint resumed from (its trainer state names the run's
     ///     last healthy checkpoint; the first step confirms or not the one resumed from).
+    ///   - peakFLOPS: the device's peak, to log `train/mfu` (nil: no MFU).
     ///   - events: called for everything worth printing (on every rank; rank 0's matter).
     public init(directory: RunDirectory, configuration: RunConfiguration, trainer: Trainer, host: GPT2,
                 hellaswag: [HellaSwagExample] = [], ranks: Ranks = Ranks(), resumedFrom: ResumePoint? = nil,
-                tokenizer: GPT2Tokenizer = .gpt2, events: @escaping (Event) -> Void) throws {
+                peakFLOPS: Double? = nil, tokenizer: GPT2Tokenizer = .gpt2, events: @escaping (Event) -> Void) throws {
         precondition(host.config == trainer.engine.config, "TrainingRun: host and engine shapes differ")
         self.directory = directory
         self.configuration = configuration
@@ -75,6 +79,7 @@ public final class TrainingRun {
         self.ranks = ranks
         self.events = events
         self.tokenizer = tokenizer
+        self.peakFLOPS = peakFLOPS
         let resumed = resumedFrom != nil
         if let point = resumedFrom {
             unconfirmedCheckpoint = point.checkpoint
@@ -85,8 +90,18 @@ public final class TrainingRun {
             if resumed { try RunLog.trim(directory: directory.path, before: trainer.step) }
             try configuration.save(to: directory.runFile, model: host.config)
             log = try RunLog(directory: directory.path, truncate: !resumed)
+            if configuration.tensorboard {
+                // On resume, TensorBoard drops what earlier files logged from this step on.
+                let tb = try TensorBoardWriter(directory: directory.path, purgeStep: resumed ? trainer.step : nil)
+                try tb.text("options", Self.markdown(configuration: configuration, model: host.config), step: trainer.step)
+                try tb.flush()
+                tensorboard = tb
+            } else {
+                tensorboard = nil
+            }
         } else {
             log = nil
+            tensorboard = nil
         }
     }
 
@@ -98,9 +113,10 @@ public final class TrainingRun {
     ///   or gradient is not finite or the spike guard gives up; I/O errors naming their file.
     public func run(stopRequested: @escaping () -> Bool) throws -> Outcome {
         do {
+            defer { try? tensorboard?.close() }
             return try loop(stopRequested: stopRequested)
-        } catch let e as RunLogError {
-            // The log cannot be written (disk full?): keep the training done so far if possible.
+        } catch let e where e is RunLogError || e is TensorBoardError {
+            // A log cannot be written (disk full?): keep the training done so far if possible.
             let saved = Result { try checkpoint() }
             throw TrainingRunError.logFailed(reason: e.localizedDescription, checkpoint: try? saved.get(),
                                              checkpointError: saved.failureReason)
@@ -138,6 +154,17 @@ public final class TrainingRun {
             try log?.record(step: s.step, kind: "train", value: Double(s.loss),
                             fields: ["lr": s.lr, "norm": Double(s.norm), "ms": s.seconds * 1000, "tok_per_sec": s.tokensPerSecond,
                                      "skipped": s.skipped == nil ? 0 : 1])
+            if let tb = tensorboard {
+                try tb.scalar("train/loss", Double(s.loss), step: s.step)
+                try tb.scalar("train/lr", s.lr, step: s.step)
+                try tb.scalar("train/grad_norm", Double(s.norm), step: s.step)
+                try tb.scalar("train/tokens_per_sec", s.tokensPerSecond, step: s.step)
+                if let peak = peakFLOPS {
+                    let perDevice = s.tokensPerSecond / Double(ranks.worldSize)
+                    try tb.scalar("train/mfu", MFU.utilisation(tokensPerSecond: perDevice, config: host.config, T: c.options.T, peakFLOPS: peak), step: s.step)
+                }
+                try tb.flush()   // a crash loses at most this step
+            }
             if try agreedStop() { return .interrupted(checkpoint: try checkpoint()) }
             if trainer.step % c.checkpointEvery == 0 || trainer.step == maxSteps { _ = try checkpoint() }
         }
@@ -153,6 +180,8 @@ public final class TrainingRun {
         }) else { return }
         events(.validation(step: step, loss: v))
         try log?.record(step: step, kind: "val", value: Double(v))
+        try tensorboard?.scalar("val/loss", Double(v), step: step)
+        try tensorboard?.flush()
     }
 
     private func scoreHellaSwag(step: Int) throws {
@@ -164,6 +193,8 @@ public final class TrainingRun {
         events(.hellaswag(step: step, result: r))
         try log?.record(step: step, kind: "hella", value: r.accNorm,
                         fields: ["acc": r.acc, "total": Double(r.total), "correct": Double(r.correct), "correct_norm": Double(r.correctNorm)])
+        try tensorboard?.scalar("val/hellaswag_acc_norm", r.accNorm, step: step)
+        try tensorboard?.flush()
     }
 
     /// Four samples of the prompt with their own RNG (a fixed seed, like build-nanogpt's
@@ -173,7 +204,11 @@ public final class TrainingRun {
         guard !prompt.isEmpty else { return }
         let out = try Generator(engine: trainer.engine, samples: 4)
             .generate(prompt: prompt, maxNewTokens: configuration.sampleTokens, sampler: Sampler(topK: 50, temperature: 1), seed: 42)
-        events(.samples(step: step, texts: out.map { (try? tokenizer.decode(prompt + $0)) ?? "" }))
+        let texts = out.map { (try? tokenizer.decode(prompt + $0)) ?? "" }
+        events(.samples(step: step, texts: texts))
+        // Markdown: each sample as a code block, so its line breaks and spacing survive.
+        try tensorboard?.text("samples", texts.enumerated().map { "sample \($0.offset):\n\n```\n\($0.element)\n```" }.joined(separator: "\n\n"), step: step)
+        try tensorboard?.flush()
     }
 
     // MARK: - Checkpoints
@@ -203,6 +238,22 @@ public final class TrainingRun {
         for old in all where !keep.contains(old) { try? FileManager.default.removeItem(atPath: old) }
     }
 
+    /// The run's options as a markdown table (TensorBoard's text tab).
+    static func markdown(configuration c: RunConfiguration, model: GPT2Config) -> String {
+        let t = c.options
+        let rows: [(String, String)] = [
+            ("model", "\(model.numLayers) layers, \(model.numHeads) heads, \(model.channels) channels, context \(model.maxSeqLen), vocab \(model.vocabSize)"),
+            ("data", c.data), ("B × T", "\(t.B) × \(t.T)"), ("total batch", "\(t.totalBatch)"), ("max steps", "\(t.maxSteps)"),
+            ("max lr", "\(t.maxLR)"), ("min lr", "\(t.maxLR * t.minLRFrac)"), ("warmup", "\(t.warmupSteps)"),
+            ("weight decay", "\(t.weightDecay)"), ("grad clip", "\(t.gradClip)"), ("seed", "\(t.seed)"), ("shuffle", "\(t.shuffle)"),
+            ("val every", "\(c.valEvery) (\(c.valSteps) batches)"), ("samples every", "\(c.sampleEvery)"),
+            ("checkpoint every", "\(c.checkpointEvery) (keep \(c.keepCheckpoints))"),
+            ("hellaswag", c.hellaswagEvery.map { "every \($0): \(c.hellaswagData ?? "")" } ?? "off"),
+            ("spike guard", "loss z \(c.spikeGuard.lossZ), grad z \(c.spikeGuard.gradZ), stop after \(c.spikeGuard.maxConsecutive)"),
+        ]
+        return "| option | value |\n|---|---|\n" + rows.map { "| \($0.0) | \($0.1.replacingOccurrences(of: "|", with: "\\|")) |" }.joined(separator: "\n")
+    }
+
     // MARK: - Plot
 
     /// loss.svg from log.txt (rank 0). A plot that cannot be drawn is a warning, not a failure.
@@ -210,7 +261,7 @@ public final class TrainingRun {
         guard ranks.isMain else { return }
         do {
             let series = try RunLog.read(path: directory.logFile)
-            let svg = SVGPlot.render(series, title: "GPT-2 training: \(directory.path)")
+            let svg = SVGPlot.render(series, title: "GPT-2 training: \(directory.path)", dataset: ReferenceDataset.forRun(directory: directory.path))
             try AtomicOutputFile.write(to: directory.plotFile) { try $0.write(Array(svg.utf8)) }
             events(.plot(path: directory.plotFile))
         } catch {
