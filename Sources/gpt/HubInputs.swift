@@ -69,7 +69,7 @@ extension Prepare {
         let localInputs = locations.filter { !HubURI.isHubURI($0) }
         if !localInputs.isEmpty { _ = try DocumentReader.resolve(inputs: localInputs, stdinFormat: stdinFormat) }
         let client = HubClient()
-        let printer = HubProgressPrinter(verb: stream ? "streaming" : "downloading")
+        let printer = HubProgressPrinter(verb: stream ? "streaming" : "downloading", showsETA: !stream)
         defer { printer.finish() }
         var sources: [ChainedInputQueue.Source] = []
         for location in locations {

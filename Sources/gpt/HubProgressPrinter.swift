@@ -11,7 +11,13 @@ final class HubProgressPrinter: @unchecked Sendable {
     private var suffix = ""
     private var last: HubProgress?
 
-    init(verb: String) { self.verb = verb }
+    /// False while a consumer paces the downloads (streaming), where the rate says nothing about the end.
+    private let showsETA: Bool
+
+    init(verb: String, showsETA: Bool = true) {
+        self.verb = verb
+        self.showsETA = showsETA
+    }
 
     var callback: @Sendable (HubProgress) -> Void {
         { [self] p in
@@ -39,7 +45,7 @@ final class HubProgressPrinter: @unchecked Sendable {
     private func text(_ p: HubProgress) -> String {
         var s = verb + String(format: ": %d/%d files | %.1f/%.1f MB | %.1f MB/s", p.filesDone, p.filesTotal,
                        Double(p.bytesDone) / 1e6, Double(p.bytesTotal) / 1e6, p.bytesPerSecond / 1e6)
-        if p.filesDone < p.filesTotal, let eta = p.secondsRemaining, eta.isFinite {
+        if showsETA, p.filesDone < p.filesTotal, let eta = p.secondsRemaining, eta.isFinite {
             s += " | ETA " + formatDuration(eta)
         }
         return suffix.isEmpty ? s : s + " | " + suffix

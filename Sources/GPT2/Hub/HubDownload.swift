@@ -18,7 +18,8 @@ public struct HubProgress: Sendable {
     /// Bytes present / all bytes (cached files count as present).
     public var bytesDone: Int64
     public var bytesTotal: Int64
-    /// Download rate of this run (cached and resumed bytes excluded), bytes per second.
+    /// Download rate of this run while a transfer was running (cached and resumed bytes excluded;
+    /// time spent waiting, e.g. for a streaming consumer, does not count), bytes per second.
     public var bytesPerSecond: Double
     /// Seconds since the start.
     public var elapsed: Double
@@ -35,6 +36,9 @@ final class HubProgressMeter: @unchecked Sendable {
     private let lock = NSLock()
     private var state: HubProgress
     private var downloaded: Int64 = 0
+    private var activeTransfers = 0
+    private var activeSince: UInt64 = 0
+    private var activeNanoseconds: UInt64 = 0
     private var lastReport: UInt64 = 0
     private let start = DispatchTime.now().uptimeNanoseconds
     private let observer: (@Sendable (HubProgress) -> Void)?
@@ -49,6 +53,19 @@ final class HubProgressMeter: @unchecked Sendable {
     func received(_ count: Int64) { update(force: false) { $0.bytesDone += count; downloaded += count } }
     /// `count` bytes were already there (a resumed file's prefix).
     func present(_ count: Int64) { update(force: false) { $0.bytesDone += count } }
+    /// A transfer starts or ends (the rate counts the time when at least one runs).
+    func transferStarted() {
+        update(force: false) { _ in
+            if activeTransfers == 0 { activeSince = DispatchTime.now().uptimeNanoseconds }
+            activeTransfers += 1
+        }
+    }
+    func transferEnded() {
+        update(force: false) { _ in
+            activeTransfers -= 1
+            if activeTransfers == 0 { activeNanoseconds += DispatchTime.now().uptimeNanoseconds - activeSince }
+        }
+    }
     /// A file is complete; `cachedBytes` are its bytes when it was already in the cache.
     func fileDone(cachedBytes: Int64 = 0) { update(force: true) { $0.filesDone += 1; $0.bytesDone += cachedBytes } }
 
@@ -60,7 +77,8 @@ final class HubProgressMeter: @unchecked Sendable {
         guard let observer, force || now - lastReport >= 100_000_000 else { return }
         lastReport = now
         state.elapsed = Double(now - start) / 1e9
-        state.bytesPerSecond = state.elapsed > 0 ? Double(max(downloaded, 0)) / state.elapsed : 0
+        let active = Double(activeNanoseconds + (activeTransfers > 0 ? now - activeSince : 0)) / 1e9
+        state.bytesPerSecond = active > 0 ? Double(max(downloaded, 0)) / active : 0
         observer(state)
     }
 }
@@ -102,6 +120,8 @@ extension HubClient {
                 return (pointer, false)
             }
             let incomplete = cache.incompletePath(repo, etag: file.etag)
+            meter.transferStarted()
+            defer { meter.transferEnded() }
             try transfer(file, set: set, to: incomplete, session: session, meter: meter, cancelled: cancelled)
             try verify(file, set: set, incomplete)
             guard rename(incomplete, blob) == 0 else { throw HubError.cache(path: blob, reason: "rename: " + errnoText()) }
