@@ -128,6 +128,7 @@ class Handler(BaseHTTPRequestHandler):
     # -- helpers
 
     def send(self, status, body=b"", headers=None, head=False):
+        STATE.save()  # the counters are on disk before the client sees the answer
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -285,6 +286,9 @@ class Handler(BaseHTTPRequestHandler):
             if start >= len(data):
                 return self.send(416, b"", {"Content-Range": "bytes */%d" % len(data)}, head)
         body = data[start:]
+        sent = 0 if head else (len(body) // 2 if cut else len(body))
+        STATE.bytes[path] = STATE.bytes.get(path, 0) + sent
+        STATE.save()  # the counters are on disk before the client sees the answer
         self.send_response(206 if rng else 200)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -296,15 +300,12 @@ class Handler(BaseHTTPRequestHandler):
         if head:
             return
         if cut:
-            half = body[:len(body) // 2]
-            self.wfile.write(half)
+            self.wfile.write(body[:sent])
             self.wfile.flush()
-            STATE.bytes[path] = STATE.bytes.get(path, 0) + len(half)
             self.close_connection = True
             self.connection.shutdown(2)
             return
         self.wfile.write(body)
-        STATE.bytes[path] = STATE.bytes.get(path, 0) + len(body)
 
 
 def main():
