@@ -7,7 +7,7 @@ struct GPTCommand: ParsableCommand {
         commandName: "gpt",
         abstract: "Train and run GPT-2 models.",
         version: "0.1.0",
-        subcommands: [Train.self, Prepare.self, Sample.self, Eval.self, Plot.self, Inspect.self, Encode.self, Decode.self, Bench.self, Info.self, Selftest.self],
+        subcommands: [Train.self, Prepare.self, Sample.self, Eval.self, Export.self, Plot.self, Inspect.self, Encode.self, Decode.self, Bench.self, Info.self, Selftest.self],
         defaultSubcommand: Train.self
     )
 

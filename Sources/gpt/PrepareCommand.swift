@@ -17,6 +17,15 @@ struct Prepare: ParsableCommand {
         Input that fits in one shard (and no --val-tokens): its last ~10% becomes the val shard (cut \
         at a document start between 75% and 95% when there is one) and the rest the train shard.
 
+        INPUT may also be a Hugging Face hub location, hf://datasets/OWNER/NAME[@REVISION]/PATH \
+        (a file, a folder, or a glob: * ? [...] within a folder, ** across), downloaded into the \
+        Hugging Face cache (HF_HOME, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE as huggingface_hub), \
+        or a preset: fineweb-edu (build-nanogpt's fineweb.py: HuggingFaceFW/fineweb-edu \
+        sample/10BT/*.parquet, shards edufineweb_* in edu_fineweb10B), fineweb (HuggingFaceFW/fineweb \
+        sample/10BT/*.parquet, fineweb_* in fineweb10B), openwebtext (nanoGPT's dataset: \
+        Skylion007/openwebtext at main, plain_text/train-*-of-00080.parquet, openwebtext_* in \
+        openwebtext). --stream deletes each downloaded file once it is tokenized.
+
         --shakespeare writes the corpus embedded in gpt: the last ~10% (cut at a line break) is \
         shakespeare_val_000000, the first ~90% shakespeare_train_000001.
         """)
@@ -27,8 +36,11 @@ struct Prepare: ParsableCommand {
     @Flag(help: "Prepare the embedded Shakespeare corpus instead of INPUTs.")
     var shakespeare = false
 
-    @Option(name: [.short, .long], help: "Output directory (created if needed).")
-    var output: String
+    @Option(name: [.short, .long], help: "Output directory (created if needed; presets default to fineweb.py's, e.g. edu_fineweb10B).")
+    var output: String?
+
+    @Flag(help: "hf:// inputs: tokenize each file as soon as it is downloaded and verified, then delete it (bounded disk).")
+    var stream = false
 
     @Option(help: "Shard name prefix (fineweb.py: edufineweb).")
     var name: String?
@@ -74,12 +86,9 @@ struct Prepare: ParsableCommand {
         }
         let summary: PrepareSummary
         if shakespeare {
-            summary = try DatasetPreparer.prepareShakespeare(outputDirectory: output, format: format, threads: threads, progress: report)
+            summary = try DatasetPreparer.prepareShakespeare(outputDirectory: try outputDirectory(), format: format, threads: threads, progress: report)
         } else {
-            summary = try DatasetPreparer.prepare(inputs: inputs, outputDirectory: output, name: name ?? "data",
-                                                  shardTokens: shardTokens, valTokens: valTokens, format: format,
-                                                  threads: threads, stdinFormat: stdinFormat, column: column,
-                                                  overwrite: overwrite, progress: report)
+            summary = try prepareInputs(report: report)   // presets, hf:// locations and local inputs (HubInputs.swift)
         }
         progress.finish()
         for s in summary.shards { print("wrote \(s)") }

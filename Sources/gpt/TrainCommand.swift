@@ -49,7 +49,7 @@ struct Train: ParsableCommand {
     @Option(help: "Model preset (gpt2, gpt2-medium, gpt2-large, gpt2-xl, dN) for random init.")
     var model: String?
 
-    @Option(help: "Start from weights: HF directory, llm.c .bin or checkpoint (replaces --model).")
+    @Option(help: "Start from weights: HF directory, hf://OWNER/NAME, llm.c .bin, checkpoint or run directory (replaces --model).")
     var `init`: String?
 
     @Option(parsing: .unconditional, help: "Layers (with --heads/--embd: an explicit shape instead of a preset).")

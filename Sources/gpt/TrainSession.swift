@@ -226,7 +226,7 @@ struct TrainSession {
     }
 
     private func makeModel() throws -> GPT2 {
-        if let path = command.`init` { return try loadModel(path: path) }
+        if let path = command.`init` { return try loadModel(path: modelPath(path)) }
         let gpt = GPT2(config: try command.requestedConfig() ?? GPT2Config.preset("gpt2")!)
         gpt.initializeRandom(seed: command.seed ?? 1337)
         return gpt

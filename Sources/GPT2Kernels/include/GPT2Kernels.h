@@ -93,3 +93,29 @@ uint32_t gpt2k_crc32c_update(uint32_t crc, const void *data, size_t n);
 // MARK: - Process set-up
 /// Makes C's stdout line-buffered (Swift's print writes through it).
 void gpt2k_line_buffer_stdout(void);
+
+// MARK: - SHA-256
+/// Streaming SHA-256 state (gpt2k_sha256_init, then update any number of times, then final).
+typedef struct {
+    uint32_t state[8];
+    uint64_t length;
+    uint8_t buffer[64];
+    uint32_t buffered;
+} gpt2k_sha256_ctx;
+void gpt2k_sha256_init(gpt2k_sha256_ctx *ctx);
+void gpt2k_sha256_update(gpt2k_sha256_ctx *ctx, const void *data, size_t n);
+/// Writes the 32-byte digest; the context must be initialised again before reuse.
+void gpt2k_sha256_final(gpt2k_sha256_ctx *ctx, uint8_t digest[32]);
+/// 1 when the x86 SHA extensions are used, 0 for the portable rounds.
+int gpt2k_sha256_accelerated(void);
+/// Tests: 1 selects the portable rounds, 0 the fastest available.
+void gpt2k_sha256_force_portable(int portable);
+
+// MARK: - libcurl calls (variadic in curl.h)
+/// curl_easy_setopt / curl_easy_getinfo are C variadic functions, which Swift cannot call through
+/// a function pointer: these call `fn` (the dlsym'd symbol) with the right variadic prototype.
+int gpt2k_curl_setopt_pointer(void *fn, void *handle, int option, const void *value);
+int gpt2k_curl_setopt_long(void *fn, void *handle, int option, long value);
+int gpt2k_curl_setopt_offset(void *fn, void *handle, int option, int64_t value);
+int gpt2k_curl_getinfo_long(void *fn, void *handle, int info, long *value);
+int gpt2k_curl_getinfo_string(void *fn, void *handle, int info, const char **value);
