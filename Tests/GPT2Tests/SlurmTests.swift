@@ -59,13 +59,38 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(launches.first?.sizeVariable, "SLURM_STEP_NUM_TASKS")
     }
 
+    /// The GPU scripts cannot run here: they share the CPU script's resume-and-requeue tail word for
+    /// word, and their directives ask for the requeue and for USR1 to the ranks (not `B:`, the shell).
+    func testExampleScriptsShareTheTestedResumeLogic() throws {
+        let marker = "# Resume when the run has a checkpoint"
+        func tail(_ name: String) throws -> String {
+            let text = try String(contentsOfFile: Cluster.examples + "/" + name, encoding: .utf8)
+            guard let r = text.range(of: marker) else { throw Cluster.CLIFailure(text: "\(name) has no '\(marker)'") }
+            return String(text[r.lowerBound...])
+        }
+        let tested = try tail("train-cpu.sbatch")
+        for name in ["train-1node-8gpu.sbatch", "train-multinode-8gpu.sbatch", "train-cpu.sbatch"] {
+            XCTAssertEqual(try tail(name), tested, name)
+            let text = try String(contentsOfFile: Cluster.examples + "/" + name, encoding: .utf8)
+            let directives = text.split(separator: "\n").filter { $0.hasPrefix("#SBATCH ") }.map { String($0.dropFirst(8)) }
+            XCTAssertTrue(directives.contains("--requeue"), name)
+            XCTAssertTrue(directives.contains { $0.hasPrefix("--signal=USR1@") }, name)
+            XCTAssertTrue(directives.contains("--open-mode=append"), name)
+            if let bash = Cluster.tool("bash") {
+                let r = try Cluster.run(bash, ["-n", Cluster.examples + "/" + name], timeout: 20)
+                XCTAssertEqual(r.status, 0, "\(name): \(r.output)")
+            }
+        }
+    }
+
     /// The CPU example script, made tiny through its environment.
-    func submit(_ slurm: SlurmCluster, name: String, work: String, steps: Int) throws -> String {
+    func submit(_ slurm: SlurmCluster, name: String, work: String, steps: Int, checkpointEvery: Int = 3,
+                timeLimit: [String] = ["--time=10"]) throws -> String {
         let gpt = try DistributedTests.gpt(), data = try Cluster.data.get()
-        let args = Cluster.trainArguments(data: data, steps: steps).dropFirst()   // the script adds `train`
+        let args = Cluster.trainArguments(data: data, steps: steps, checkpointEvery: checkpointEvery).dropFirst()   // the script adds `train`
         let r = try Cluster.run(slurm.sbatch, ["--parsable", "--job-name", name, "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1",
-                                               "--time=10", "--chdir", work, "--output", work + "/slurm-%j.out",
-                                               Cluster.examples + "/train-cpu.sbatch"],
+                                               "--chdir", work, "--output", work + "/slurm-%j.out"] + timeLimit
+                                              + [Cluster.examples + "/train-cpu.sbatch"],
                                 environment: ["GPT": gpt, "RUN": work + "/run", "TRAIN_ARGS": args.joined(separator: " ")], timeout: 30)
         let id = r.output.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
         guard r.status == 0, Int(id) != nil else { throw Cluster.CLIFailure(text: "sbatch failed: \(r.output)") }
@@ -84,9 +109,9 @@ final class SlurmTests: XCTestCase {
         defer { slurm.cancel(name: name) }
         let job = try submit(slurm, name: name, work: work, steps: Cluster.steps)
 
-        // After step 3's checkpoint, USR1 to the job's steps: what `#SBATCH --signal=USR1@120` sends.
-        guard Cluster.waitUntil(120, { FileManager.default.fileExists(atPath: work + "/run/checkpoint_000003.safetensors") }) else {
-            return XCTFail("no checkpoint after step 3 within 120 s:\n\(jobOutput(work, job))")
+        // Once step 1 is logged, USR1 to the job's steps: what `#SBATCH --signal=USR1@120` sends.
+        guard Cluster.waitUntil(120, { ((try? Cluster.logLines(work + "/run")) ?? []).contains { $0.hasPrefix("1 train ") } }) else {
+            return XCTFail("step 1 not logged within 120 s:\n\(jobOutput(work, job))")
         }
         let signal = try Cluster.run(slurm.scancel, ["--signal=USR1", job], timeout: 20)
         XCTAssertEqual(signal.status, 0, signal.output)
@@ -105,10 +130,29 @@ final class SlurmTests: XCTestCase {
         let resumedAt = output.range(of: #"resuming from \S+ at step (\d+)"#, options: .regularExpression).map { String(output[$0]) }
         XCTAssertNotNil(resumedAt, output)
         if let r = resumedAt, let step = Int(r.split(separator: " ").last ?? "") {
-            XCTAssertTrue((3..<Cluster.steps).contains(step), "resumed at step \(step), not inside the run: the test did not interrupt it")
+            XCTAssertTrue((2..<Cluster.steps).contains(step), "resumed at step \(step), not inside the run: the test did not interrupt it")
         }
         // The log of the interrupted and resumed run is the uninterrupted run's, value for value.
         XCTAssertEqual(try Cluster.logLines(work + "/run"), reference)
+    }
+
+    /// The signal before a real time limit: `--time=1 --signal=USR1@20` (the script's own
+    /// `--signal=USR1@120`, scaled to a one-minute job) arrives 10 to 40 s after the start, since
+    /// slurmctld checks time limits periodically.
+    func testTimeLimitSignalCheckpointsAndRequeues() throws {
+        let slurm = try SlurmCluster.require()
+        let work = try TestPaths.temporaryDirectory().path
+        let name = "gpt2-test-timelimit-\(UUID().uuidString.prefix(8))"
+        defer { slurm.cancel(name: name) }
+        // No checkpoint on the cadence: the only one is the signal's.
+        let job = try submit(slurm, name: name, work: work, steps: 100_000, checkpointEvery: 100_000, timeLimit: ["--time=1", "--signal=USR1@20"])
+        let requeued = Cluster.waitUntil(90, every: 0.5) { (slurm.state(of: job)?.restarts ?? 0) >= 1 }
+        XCTAssertEqual(try Cluster.run(slurm.scancel, [job], timeout: 20).status, 0)
+        let output = jobOutput(work, job)
+        XCTAssertTrue(requeued, "job \(job) not requeued within 90 s:\n\(output)")
+        XCTAssertTrue(output.contains("interrupted: saved \(work)/run/checkpoint_"), output)
+        XCTAssertTrue(output.contains("interrupted at a checkpoint; requeueing"), output)
+        Cluster.assertNewestCheckpointIsWhole(work + "/run", atLeast: 1)
     }
 
     func testCancelledJobStopsAtAWholeCheckpoint() throws {
