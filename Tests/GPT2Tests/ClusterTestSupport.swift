@@ -6,6 +6,10 @@ import XCTest
 @testable import GPT2
 #if canImport(Glibc)
 import Glibc
+private let sendSignal = Glibc.kill
+#elseif canImport(Darwin)
+import Darwin
+private let sendSignal = Darwin.kill
 #endif
 
 enum Cluster {
@@ -61,7 +65,7 @@ enum Cluster {
         }
 
         func kill() {
-            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning { sendSignal(process.processIdentifier, SIGKILL) }
             process.waitUntilExit()
         }
     }
