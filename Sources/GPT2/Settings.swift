@@ -42,12 +42,16 @@ public struct Settings: Sendable, Equatable {
     public var ncclTimeout: Double?
     /// GPT2_LIBCURL: the libcurl to dlopen for hub downloads (default libcurl.so.4, then libcurl-gnutls.so.4).
     public var libcurl: String?
+    /// GPT2_COLLECTIVE_TIMEOUT: seconds an MPI all-reduce or barrier may wait for the other ranks
+    /// before this rank gives up and exits (default 600; 0: wait forever).
+    public var collectiveTimeout: Double?
 
     /// The variables' names, for help texts and the README check.
     public static let names = ["GPT2_NUM_THREADS", "GPT2_BLAS", "GPT2_BLAS_THREADS", "GPT2_CUDA_AUTO", "GPT2_CUDA_CACHE",
                                "GPT2_CUDA_INCLUDE", "GPT2_CUDA_LIB_DIRS", "GPT2_CUDA_NO_PYTHON", "GPT2_PYTHON",
                                "GPT2_CUDA_PROFILE", "GPT2_ATTENTION", "GPT2_GELU_EPILOGUE", "GPT2_LN_BACKWARD",
-                               "GPT2_MPI_LIBRARY", "GPT2_NCCL_ID_FILE", "GPT2_NCCL_PORT", "GPT2_NCCL_TIMEOUT", "GPT2_LIBCURL"]
+                               "GPT2_MPI_LIBRARY", "GPT2_NCCL_ID_FILE", "GPT2_NCCL_PORT", "GPT2_NCCL_TIMEOUT", "GPT2_LIBCURL",
+                               "GPT2_COLLECTIVE_TIMEOUT"]
 
     public init(environment env: [String: String]) {
         func positive(_ k: String) -> Int? { env[k].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil } }
@@ -70,6 +74,7 @@ public struct Settings: Sendable, Equatable {
         ncclPort = env["GPT2_NCCL_PORT"].flatMap { Int($0) }.flatMap { $0 > 0 && $0 < 65536 ? $0 : nil }
         ncclTimeout = env["GPT2_NCCL_TIMEOUT"].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil }
         libcurl = nonEmpty("GPT2_LIBCURL")
+        collectiveTimeout = env["GPT2_COLLECTIVE_TIMEOUT"].flatMap(Double.init).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
     }
 
     /// The process environment's settings, read once.

@@ -25,7 +25,17 @@ struct ProcessGroup {
         let launch = try LaunchInfo.detect(environment: environment)
         guard launch.isDistributed else { return ProcessGroup(launch: launch, mpi: nil) }
         if mpiOptional && launch.launcher == .torchrun { return ProcessGroup(launch: launch, mpi: nil) }
-        return ProcessGroup(launch: launch, mpi: try MPIReducer(expected: launch, environment: environment))
+        let mpi = try MPIReducer(expected: launch, environment: environment)
+        if let seconds = CollectiveWatchdog.timeout(environment: environment) {
+            let (rank, size) = (mpi.rank, mpi.worldSize)
+            mpi.watchdog = CollectiveWatchdog(timeout: seconds) { expired in
+                // MPI cannot be called from this thread; exiting makes mpirun/srun stop the job
+                let line = "error (rank \(rank) of \(size)): \(expired); stopping (resume from the newest checkpoint with --resume)\n"
+                FileHandle.standardError.write(Data(line.utf8))
+                _exit(1)
+            }
+        }
+        return ProcessGroup(launch: launch, mpi: mpi)
     }
 
     /// Builds the NCCL communicator on `context` (the id travels through MPI, GPT2_NCCL_ID_FILE or

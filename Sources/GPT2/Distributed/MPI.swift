@@ -155,6 +155,8 @@ public final class MPIReducer: GradientReducer {
     public var libraryPath: String { mpi.path }
     private let mpi: MPILibrary
     private var finished = false
+    /// A deadline on every all-reduce and barrier (nil: wait forever, MPI's own behaviour).
+    public var watchdog: CollectiveWatchdog?
 
     /// Loads MPI (see `MPILibrary.candidates`), initialises it and checks that its rank and size
     /// agree with what the launcher's environment said (`expected`, when given).
@@ -194,14 +196,22 @@ public final class MPIReducer: GradientReducer {
         var done = 0
         while done < count {
             let n = min(count - done, 1 << 30)
-            try mpi.check(mpi.allreduce(mpi.inPlace, p + done * elementSize, Int32(n), type, mpi.sum, mpi.commWorld), "MPI_Allreduce")
+            let code = watched("MPI_Allreduce of \(n) values") {
+                mpi.allreduce(mpi.inPlace, p + done * elementSize, Int32(n), type, mpi.sum, mpi.commWorld)
+            }
+            try mpi.check(code, "MPI_Allreduce")
             done += n
         }
     }
 
     /// Waits until every rank has called it.
     public func barrier() throws {
-        try mpi.check(mpi.barrier(mpi.commWorld), "MPI_Barrier")
+        try mpi.check(watched("MPI_Barrier") { mpi.barrier(mpi.commWorld) }, "MPI_Barrier")
+    }
+
+    private func watched(_ operation: @autoclosure () -> String, _ call: () -> Int32) -> Int32 {
+        guard let watchdog else { return call() }
+        return watchdog.watch(operation(), call)
     }
 
     /// Ends MPI cleanly (every rank must call it). Later calls do nothing.
