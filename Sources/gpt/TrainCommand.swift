@@ -176,6 +176,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        installStopHandlers()
         let report = try deviceOptions.cudaReport()   // --device cuda without a usable GPU throws the `gpt info` report
         var group = try ProcessGroup.start(mpiOptional: report != nil)
         var context: CUDAContext?

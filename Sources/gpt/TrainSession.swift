@@ -4,14 +4,18 @@ import GPT2
 
 /// Set by SIGINT/SIGTERM/SIGHUP/SIGUSR1; the run stops at the next micro-step.
 nonisolated(unsafe) var stopSignal: Int32 = 0
+/// Set once the training loop runs (there is something to checkpoint).
+nonisolated(unsafe) var trainingStarted: Int32 = 0
 
-/// The first stop signal asks the run to stop; a second Ctrl-C ends the process at once (every
-/// file is written atomically, so nothing is left half-written under its final name).
+/// Installed before anything else, so a signal during start-up (loading, downloads) never kills
+/// the process by default: SIGTERM/SIGHUP/SIGUSR1 then stop the run at its first step. Ctrl-C
+/// before training starts, or a second Ctrl-C, ends the process at once (every file is written
+/// atomically, so nothing is left half-written under its final name).
 func installStopHandlers() {
     for sig in [SIGINT, SIGTERM, SIGHUP, SIGUSR1] {
         signal(sig) { s in
-            if s == SIGINT && stopSignal != 0 {
-                let msg = "\nsecond interrupt: exiting without a checkpoint\n"
+            if s == SIGINT && (stopSignal != 0 || trainingStarted == 0) {
+                let msg = stopSignal != 0 ? "\nsecond interrupt: exiting without a checkpoint\n" : "\ninterrupted before training started\n"
                 _ = msg.withCString { write(2, $0, strlen($0)) }
                 _exit(130)
             }
@@ -156,7 +160,7 @@ struct TrainSession {
                                   peakFLOPS: cuda.flatMap { MFU.peakFLOPS(deviceName: $0.device.name, bf16: $0.precision == .bf16) },
                                   events: printer.handle)
         created = false   // the run has written its files: keep the directory whatever happens now
-        installStopHandlers()
+        trainingStarted = 1
         let outcome = try run.run(stopRequested: { stopSignal != 0 })
         if case .interrupted(let path) = outcome {
             say("interrupted: saved \(path); continue with: \(resumeCommand(directory))")
