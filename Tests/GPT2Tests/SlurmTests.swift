@@ -62,7 +62,7 @@ final class SlurmTests: XCTestCase {
     /// The GPU scripts cannot run here: they share the CPU script's resume-and-requeue tail word for
     /// word, and their directives ask for the requeue and for USR1 to the ranks (not `B:`, the shell).
     func testExampleScriptsShareTheTestedResumeLogic() throws {
-        let marker = "# Resume when the run has a checkpoint"
+        let marker = "# --auto-resume: continue the run when it has a checkpoint"
         func tail(_ name: String) throws -> String {
             let text = try String(contentsOfFile: Cluster.examples + "/" + name, encoding: .utf8)
             guard let r = text.range(of: marker) else { throw Cluster.CLIFailure(text: "\(name) has no '\(marker)'") }
