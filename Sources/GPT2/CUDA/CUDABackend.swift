@@ -3,7 +3,7 @@
 // matmuls with fp32 accumulation; fp32 statistics in LayerNorm, softmax and loss. The LM head and
 // cross-entropy run over vocabulary chunks (no (B,T,Vp) logits buffer): backward recomputes each
 // chunk's logits. `forward` / `backward` are the same straight lists of kernel calls as GPT2.swift.
-// `gpt selftest --device cuda` compares it with the CPU engine (passing on H100 and H200).
+// `gpt selftest --device cuda` compares it with the CPU engine.
 // Reference: llm.c train_gpt2.cu (gpt2_forward, gpt2_backward_and_reduce, gpt2_update).
 // Legend: B batch, T time, C channels, L layers, NH heads, V vocab, Vp padded vocab, Vc vocab chunk.
 import Foundation
@@ -127,8 +127,7 @@ public final class CUDABackend: @unchecked Sendable {
         precondition(params.config == config && params.count == parameterCount, "loadParameters: config mismatch")
         try context.upload(master.pointer, params.memory, bytes: parameterCount * 4)
         if let paramsX {
-            try context.launch("float_to_floatx_kernel", CUDALaunchConfig.elementwise(count: parameterCount, multiprocessors: context.sms),
-                               [.pointer(paramsX.pointer), .pointer(master.pointer), .size(parameterCount)])
+            try context.floatToFloatX(out: paramsX.pointer, inp: master.pointer, N: parameterCount)
         }
         try context.zero(adamM.pointer, bytes: parameterCount * 4)
         try context.zero(adamV.pointer, bytes: parameterCount * 4)
@@ -254,8 +253,7 @@ public final class CUDABackend: @unchecked Sendable {
             try c.gemm(transA: false, transB: true, m: C, n: Vc, k: BT, a: lnf.pointer, lda: C, b: logits.pointer, ldb: Vc,
                        beta: 1, d: g(.wte) + CUdeviceptr(v0 * C * 4), ldd: C, fp32Output: true)
         }
-        try c.launch("float_to_floatx_kernel", CUDALaunchConfig.elementwise(count: BT * C, multiprocessors: c.sms),
-                     [.pointer(dbtc.pointer), .pointer(dlnf32.pointer), .size(BT * C)])
+        try c.floatToFloatX(out: dbtc.pointer, inp: dlnf32.pointer, N: BT * C)
         try c.zero(dresidual.pointer, bytes: BT * C * es)
         try c.layerNormBackward(dinp: dresidual.pointer, dweight: g(.lnfw), dbias: g(.lnfb), dout: dbtc.pointer,
                                 inp: x(residual3, L - 1, BT * C), weight: w(.lnfw), mean: lnfMean.pointer, rstd: lnfRstd.pointer,
