@@ -17,11 +17,14 @@ public final class CUDABackend: @unchecked Sendable {
     public let vocabChunk: Int
     /// Total parameter count (ParameterTensors layout, padded wte).
     public let parameterCount: Int
+    /// Element offset and count of every tensor, by `ParameterName.rawValue`.
     let offsets: [Int], counts: [Int]
     // fp32 master weights, gradients, AdamW moments (P each)
     let master: CUDABuffer, grads: CUDABuffer, adamM: CUDABuffer, adamV: CUDABuffer
     /// floatX copy of the weights the forward pass reads (nil in fp32 mode: the master is used).
     let paramsX: CUDABuffer?
+    /// The floatX weights the forward pass reads: paramsX, or the fp32 master in fp32 mode.
+    let weights: CUDAWeights
     // activations (floatX unless marked f32); per-layer tensors hold all L layers
     let tokens, targetIDs: CUDABuffer                      // (B,T) int32
     let encoded, lnf, projOut: CUDABuffer                  // (BT,C)
@@ -46,13 +49,15 @@ public final class CUDABackend: @unchecked Sendable {
     var gradScale: Float = 1
     /// Mean loss of the last forward pass with targets.
     public private(set) var meanLoss: Float = .nan
+    /// Scoring on the training weights (validation, HellaSwag): its own scratch, made on first use.
+    lazy var scorer = CUDAScorer(context: context, config: config)
 
-    /// Whether attention runs on the tensor cores (Kernels/CUDAAttentionTCKernels.swift): bf16,
+    /// Whether attention runs on the tensor cores (Kernels/CUDAAttentionTC.swift): bf16,
     /// head size 64, sm_80+, unless GPT2_ATTENTION=simt. Else the fp32-math SIMT kernels.
-    public var tensorCoreAttention: Bool { context.attentionTCAvailable && context.attentionKernels != .simt }
+    public var tensorCoreAttention: Bool { context.usesTensorCoreAttention }
 
     /// Whether the MLP's GELU is fused into its matmuls (bf16 and `context.fuseGELU`).
-    var fusedGELU: Bool { context.precision == .bf16 && context.fuseGELU }
+    var fusedGELU: Bool { context.fusesGELU }
 
     /// Whether the LM head runs as one chunk: its logits then survive from forward to backward,
     /// which skips recomputing them.
@@ -74,13 +79,16 @@ public final class CUDABackend: @unchecked Sendable {
             chunk = fullBytes <= (try context.memoryInfo().free) / 4 ? config.paddedVocabSize : 8192
         }
         self.vocabChunk = CUDALaunchConfig.vocabChunk(Vp: config.paddedVocabSize, maxChunk: chunk)
-        var offs: [Int] = [], cnts: [Int] = [], total = 0
-        for name in ParameterName.allCases { offs.append(total); cnts.append(name.count(config)); total += name.count(config) }
-        offsets = offs; counts = cnts; parameterCount = total
+        offsets = CUDAWeights.offsets(config)
+        counts = ParameterName.allCases.map { $0.count(config) }
+        let total = counts.reduce(0, +)
+        parameterCount = total
         let c = context, L = config.numLayers, C = config.channels, NH = config.numHeads, BT = B * T
-        master = try c.allocateF(total); grads = try c.allocateF(total)
+        let masterBuffer = try c.allocateF(total), copyX = c.precision == .fp32 ? nil : try c.allocateX(total)
+        master = masterBuffer; paramsX = copyX
+        weights = CUDAWeights(config: config, base: copyX?.pointer ?? masterBuffer.pointer, elementSize: copyX == nil ? 4 : c.precision.elementSize)
+        grads = try c.allocateF(total)
         adamM = try c.allocateF(total); adamV = try c.allocateF(total)
-        paramsX = c.precision == .fp32 ? nil : try c.allocateX(total)
         tokens = try c.allocate(bytes: BT * 4); targetIDs = try c.allocate(bytes: BT * 4)
         encoded = try c.allocateX(BT * C); lnf = try c.allocateX(BT * C); projOut = try c.allocateX(BT * C)
         ln1 = try c.allocateX(L * BT * C); atty = try c.allocateX(L * BT * C); residual2 = try c.allocateX(L * BT * C)
@@ -104,18 +112,10 @@ public final class CUDABackend: @unchecked Sendable {
 
     // MARK: Addresses
 
-    private func elementOffset(_ name: ParameterName, _ layer: Int?) -> Int {
-        var o = offsets[name.rawValue]
-        if let layer { o += layer * (counts[name.rawValue] / config.numLayers) }
-        return o
-    }
     /// floatX weights read by the forward pass.
-    func w(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr {
-        let o = elementOffset(name, layer)
-        return paramsX.map { $0.at(o * context.precision.elementSize) } ?? master.at(o * 4)
-    }
+    func w(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr { weights.w(name, layer) }
     /// fp32 gradient.
-    func g(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr { grads.at(elementOffset(name, layer) * 4) }
+    func g(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr { grads.at(weights.elementOffset(name, layer) * 4) }
     /// Layer l's slice of a per-layer floatX activation with `per` elements per layer.
     func x(_ buf: CUDABuffer, _ l: Int, _ per: Int) -> CUdeviceptr { buf.at(l * per * context.precision.elementSize) }
     func f(_ buf: CUDABuffer, _ l: Int, _ per: Int) -> CUdeviceptr { buf.at(l * per * 4) }
@@ -145,12 +145,6 @@ public final class CUDABackend: @unchecked Sendable {
         precondition(m.count == parameterCount && v.count == parameterCount, "uploadMoments: config mismatch")
         try context.upload(adamM.pointer, m.memory, bytes: parameterCount * 4)
         try context.upload(adamV.pointer, v.memory, bytes: parameterCount * 4)
-    }
-    /// The final LayerNorm's output of the last forward pass, (B,T,C) as fp32.
-    public func downloadLnf() throws -> [Float] {
-        var out = [Float](repeating: 0, count: B * T * config.channels)
-        try out.withUnsafeMutableBufferPointer { try context.downloadX($0.baseAddress!, lnf.pointer, count: $0.count) }
-        return out
     }
     /// Per-position losses of the last forward pass with targets.
     public func downloadLosses() throws -> [Float] {
