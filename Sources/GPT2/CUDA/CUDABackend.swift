@@ -98,7 +98,7 @@ public final class CUDABackend: @unchecked Sendable {
         lnfMean = try c.allocateF(BT); lnfRstd = try c.allocateF(BT); losses = try c.allocateF(BT); lse = try c.allocateF(BT)
         attLse = try c.allocateF(L * B * NH * T)
         logits = try c.allocateX(BT * self.vocabChunk)
-        classifier = .init(runMax: try c.allocateF(BT), runSum: try c.allocateF(BT), targetLogit: try c.allocateF(BT))
+        classifier = try .init(context: c, rows: BT)
         dresidual = try c.allocateX(BT * C); dbtc = try c.allocateX(BT * C); dfch = try c.allocateX(BT * 4 * C)
         dqkv = try c.allocateX(BT * 3 * C); dlnf32 = try c.allocateF(BT * C)
         attD = try c.allocateF(B * NH * T)

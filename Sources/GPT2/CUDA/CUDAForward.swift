@@ -78,7 +78,7 @@ final class CUDAForwardScratch {
         mean = try c.allocateF(N); rstd = try c.allocateF(N)
         attLse = try c.allocateF(N * config.numHeads)
         logits = try c.allocateX(N * CUDAForwardScratch.vocabChunk(config))
-        classifier = .init(runMax: try c.allocateF(N), runSum: try c.allocateF(N), targetLogit: try c.allocateF(N))
+        classifier = try .init(context: c, rows: N)
         losses = try c.allocateF(N); lse = try c.allocateF(N)
     }
 }

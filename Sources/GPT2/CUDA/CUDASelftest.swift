@@ -243,7 +243,7 @@ public enum CUDASelftest {
         let tgtD = try h.devI(targets)
         let logitsHost = h.randn(BT * Vp, 3)
         let Vc = 256
-        let scratch = CUDAContext.ClassifierScratch(runMax: try ctx.allocateF(BT), runSum: try ctx.allocateF(BT), targetLogit: try ctx.allocateF(BT))
+        let scratch = try CUDAContext.ClassifierScratch(context: ctx, rows: BT)
         let lossD = try ctx.allocateF(BT), clseD = try ctx.allocateF(BT)
         var chunks: [(CUDABuffer, Int)] = []
         var seen = [Float](repeating: 0, count: BT * Vp)   // the logits as the device holds them

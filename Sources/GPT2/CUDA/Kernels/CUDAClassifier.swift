@@ -118,9 +118,22 @@ extension CUDALaunchConfig {
 // MARK: - Launchers
 
 extension CUDAContext {
-    /// Scratch of the chunked classifier: (runMax, runSum, targetLogit) fp32 (B·T each).
+    /// Scratch of the chunked classifier: (runMax, runSum, targetLogit) fp32 (N rows each).
     public struct ClassifierScratch {
-        public let runMax: CUDABuffer, runSum: CUDABuffer, targetLogit: CUDABuffer
+        public let runMax: CUdeviceptr, runSum: CUdeviceptr, targetLogit: CUdeviceptr
+        /// The allocations behind the addresses (empty for a view).
+        let buffers: [CUDABuffer]
+
+        /// Allocates the scratch of `rows` rows on `context`.
+        public init(context: CUDAContext, rows: Int) throws {
+            let b = try (0..<3).map { _ in try context.allocateF(rows) }
+            (runMax, runSum, targetLogit, buffers) = (b[0].pointer, b[1].pointer, b[2].pointer, b)
+        }
+
+        /// A view of existing device memory.
+        init(runMax: CUdeviceptr, runSum: CUdeviceptr, targetLogit: CUdeviceptr) {
+            (self.runMax, self.runSum, self.targetLogit, buffers) = (runMax, runSum, targetLogit, [])
+        }
     }
 }
 
@@ -128,7 +141,7 @@ extension CUDAKernelLauncher {
     /// classifier_init_kernel: the running softmax of N rows before the first chunk.
     func classifierInit(_ s: CUDAContext.ClassifierScratch, N: Int) throws {
         try launch("classifier_init_kernel", CUDALaunchConfig.cover(count: N),
-                   [.pointer(s.runMax.pointer), .pointer(s.runSum.pointer), .pointer(s.targetLogit.pointer), .int(N)])
+                   [.pointer(s.runMax), .pointer(s.runSum), .pointer(s.targetLogit), .int(N)])
     }
 
     /// classifier_chunk_forward_kernel: folds the logits chunk (N, Vc) = vocab columns v0 ..< v0+Vc
@@ -137,15 +150,15 @@ extension CUDAKernelLauncher {
                                        N: Int, Vc: Int, v0: Int, V: Int) throws {
         guard v0 < V else { return }   // only padding in this chunk
         try launch("classifier_chunk_forward_kernel", CUDALaunchConfig.classifierRows(N: N),
-                   [.pointer(s.runMax.pointer), .pointer(s.runSum.pointer), .pointer(s.targetLogit.pointer),
+                   [.pointer(s.runMax), .pointer(s.runSum), .pointer(s.targetLogit),
                     .pointer(logits), .pointer(targets ?? 0), .int(N), .int(Vc), .int(v0), .int(V)])
     }
 
     /// classifier_finalize_kernel: losses (N) (0 to skip), lse (N) from the running softmax.
     func classifierFinalize(_ s: CUDAContext.ClassifierScratch, losses: CUdeviceptr, lse: CUdeviceptr, N: Int) throws {
         try launch("classifier_finalize_kernel", CUDALaunchConfig.cover(count: N),
-                   [.pointer(losses), .pointer(lse), .pointer(s.runMax.pointer), .pointer(s.runSum.pointer),
-                    .pointer(s.targetLogit.pointer), .int(N)])
+                   [.pointer(losses), .pointer(lse), .pointer(s.runMax), .pointer(s.runSum),
+                    .pointer(s.targetLogit), .int(N)])
     }
 
     /// classifier_chunk_backward_kernel: in place, the logits chunk (N, Vc) becomes
