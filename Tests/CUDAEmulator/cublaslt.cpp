@@ -105,10 +105,15 @@ int cublasLtMatmul(void*, void* d, const void* alphaPtr, uint64_t A, void* la, u
             opB[j * k + p] = load(b.type, (const void*)B, desc.transB ? j + p * b.ld : p + j * b.ld);
     for (size_t j = 0; j < n; j++) {
         for (size_t i = 0; i < m; i++) {
-            double acc = 0;
+            // fp32 accumulation, as CUBLAS_COMPUTE_32F, in 8 interleaved partial sums
+            float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
             const float *x = &opA[i * k], *y = &opB[j * k];
-            for (size_t p = 0; p < k; p++) acc += (double)x[p] * (double)y[p];
-            float v = alpha * (float)acc;
+            size_t p = 0;
+            for (; p + 8 <= k; p += 8)
+                for (int q = 0; q < 8; q++) part[q] += x[p + q] * y[p + q];
+            for (; p < k; p++) part[p % 8] += x[p] * y[p];
+            float acc = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+            float v = alpha * acc;
             if (beta != 0) v += beta * load(c.type, (const void*)C, i + j * c.ld);
             switch (desc.epilogue) {
             case kDefault: break;

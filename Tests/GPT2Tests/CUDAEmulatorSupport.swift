@@ -54,7 +54,7 @@ enum CUDAEmulator {
             let out = libs + "/" + library
             if FileManager.default.fileExists(atPath: out) { continue }
             let tmp = out + ".tmp\(getpid())"
-            let r = try runProcess(cxx, ["-std=c++17", "-O2", "-fPIC", "-shared", sourceDirectory.appendingPathComponent(source + ".cpp").path,
+            let r = try runProcess(cxx, ["-std=c++17", "-O3", "-fPIC", "-shared", sourceDirectory.appendingPathComponent(source + ".cpp").path,
                                          "-o", tmp])
             guard r.status == 0 else { throw CUDAEmulatorError(message: "\(cxx) failed on \(source).cpp:\n\(r.stderr)") }
             guard rename(tmp, out) == 0 else { throw CUDAEmulatorError(message: "cannot move \(tmp) into place") }

@@ -3,7 +3,7 @@
 // forward/backward/AdamW steps of a small model against the GPT2 class. In bf16 mode the CPU
 // reference is fed the bf16-rounded inputs the GPU actually saw, so the error measures the
 // kernel, not the input rounding. Error metric: max |gpu − cpu| / max |cpu| over the tensor.
-// Tolerances and the errors seen on an H100 are tabled in docs/GPU.md.
+// Tolerances, and the errors seen on a GPU, are tabled in docs/GPU.md.
 import Foundation
 
 /// One compared tensor.
@@ -287,13 +287,17 @@ public enum CUDASelftest {
         let norm = try ctx.sumOfSquares(gD2.pointer, N: N, scratch: nScratch.pointer).squareRoot()
         let cpuNorm = Float(gr.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
         h.check("grad_norm", [norm], [cpuNorm], .fp32State)
+
+        // decoding and sampling (CUDASelftest+Inference.swift)
+        try runInferenceKernels(context: ctx, record: record)
     }
 
     // MARK: - Model
 
     /// Trains the same small model for `steps` steps on the GPU and with the GPT2 class, from the
     /// same initialisation and batch, comparing the loss of every step, every gradient tensor of
-    /// the first step and each tensor's total parameter change after the last update.
+    /// the first step and each tensor's total parameter change after the last update. The run
+    /// with the whole vocabulary in one chunk then checks the inference paths (`runInference`).
     /// - Parameter vocabChunk: LM-head columns per chunk (256: four chunks; nil: the whole vocabulary at once).
     public static func runModel(context ctx: CUDAContext, steps: Int = 3, seed: UInt64 = 1337, vocabChunk: Int? = 256,
                                 record outer: @escaping (CUDASelftestResult) -> Void) throws {
@@ -360,5 +364,6 @@ public enum CUDASelftest {
                                           maxRelativeError: keyStep / (2 * Float(steps) * lr), tolerance: 1))
             }
         }
+        if vocabChunk == nil { try runInference(context: ctx, record: outer) }
     }
 }

@@ -1,6 +1,6 @@
 // A CUDA emulator for the host tests: the kernel sources the GPU engine compiles with NVRTC are
 // compiled here by the host C++ compiler (the emulated NVRTC, nvrtc.cpp, force-includes this
-// header) and run on the CPU, one block at a time, each CUDA thread a fiber (ucontext) so that
+// header) and run on the CPU, one block at a time, each CUDA thread a fiber (its own stack) so that
 // __syncthreads and the warp primitives (__shfl_*_sync, __ballot_sync, __syncwarp) are real
 // barriers: a thread runs until it reaches one, and the block's scheduler resumes the threads
 // once every live thread of the block (or of the warp) has arrived. Barriers reached by only part
@@ -38,10 +38,60 @@ namespace emu {
 
 struct uint3 { unsigned x, y, z; };
 
+// Fiber switching. On x86-64: save the callee-saved registers on the current stack, swap stack
+// pointers, restore (no system call, unlike swapcontext's signal-mask save). Elsewhere: ucontext.
+#if defined(__x86_64__)
+extern "C" void gpt2_emu_switch(void** save, void* load);
+asm(R"(
+    .text
+    .globl gpt2_emu_switch
+    .hidden gpt2_emu_switch
+    .type gpt2_emu_switch, @function
+gpt2_emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size gpt2_emu_switch, .-gpt2_emu_switch
+)");
+struct Context { void* sp = nullptr; };
+inline void switchTo(Context& from, Context& to) { gpt2_emu_switch(&from.sp, to.sp); }
+// A fresh context that enters `entry` (which must never return) on the stack [base, base + size).
+inline void makeContext(Context& c, char* base, size_t size, void (*entry)()) {
+    uintptr_t top = ((uintptr_t)(base + size)) & ~(uintptr_t)15;
+    void** sp = (void**)top;
+    *--sp = nullptr;             // entry's return address slot: rsp % 16 == 8 at entry, as after a call
+    *--sp = (void*)entry;        // popped by `ret`
+    for (int i = 0; i < 6; i++) *--sp = nullptr;   // rbp rbx r12 r13 r14 r15
+    c.sp = sp;
+}
+#else
+struct Context { ucontext_t uc; };
+inline void switchTo(Context& from, Context& to) { swapcontext(&from.uc, &to.uc); }
+inline void makeContext(Context& c, char* base, size_t size, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = base;
+    c.uc.uc_stack.ss_size = size;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
+
 enum FiberState { Ready, Running, AtSync, AtWarp, Done };
 
 struct Fiber {
-    ucontext_t ctx;
+    Context ctx;
     uint3 tid;
     int lane, warp;
     FiberState state;
@@ -55,7 +105,7 @@ constexpr size_t kStackBytes = 256 * 1024;
 struct Runtime {
     Fiber fibers[kMaxThreads];
     char* stacks = nullptr;
-    ucontext_t scheduler;
+    Context scheduler;
     Fiber* current = nullptr;
     uint3 blockIdx, blockDim, gridDim;
     int threads = 0;
@@ -75,14 +125,14 @@ inline Fiber* cur() { return rt.current; }
     std::snprintf(rt.error, sizeof rt.error, "%s (block %u,%u,%u thread %u,%u,%u)", what, rt.blockIdx.x, rt.blockIdx.y,
                   rt.blockIdx.z, cur()->tid.x, cur()->tid.y, cur()->tid.z);
     cur()->state = Done;
-    swapcontext(&cur()->ctx, &rt.scheduler);
+    switchTo(cur()->ctx, rt.scheduler);
     std::abort();   // never resumed
 }
 
 inline void yield(FiberState s) {
     Fiber* f = cur();
     f->state = s;
-    swapcontext(&f->ctx, &rt.scheduler);
+    switchTo(f->ctx, rt.scheduler);
 }
 
 inline void syncthreads() {
@@ -124,7 +174,7 @@ inline unsigned ballot(bool pred) {
 inline void fiberEntry() {
     (*rt.body)();
     cur()->state = Done;
-    swapcontext(&cur()->ctx, &rt.scheduler);
+    switchTo(cur()->ctx, rt.scheduler);
 }
 
 // Runs one block to completion; returns false with rt.error set on a failure.
@@ -138,18 +188,14 @@ inline bool runBlock() {
         f.state = Ready;
         f.warpCalls = 0;
         f.syncCalls = 0;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = rt.stacks + (size_t)t * kStackBytes;
-        f.ctx.uc_stack.ss_size = kStackBytes;
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, (void (*)())fiberEntry, 0);
+        makeContext(f.ctx, rt.stacks + (size_t)t * kStackBytes, kStackBytes, fiberEntry);
     }
     for (;;) {
         for (int t = 0; t < n; t++) {
             if (rt.fibers[t].state != Ready) continue;
             rt.current = &rt.fibers[t];
             rt.fibers[t].state = Running;
-            swapcontext(&rt.scheduler, &rt.fibers[t].ctx);
+            switchTo(rt.scheduler, rt.fibers[t].ctx);
             if (rt.error[0]) return false;
         }
         int done = 0, atSync = 0;

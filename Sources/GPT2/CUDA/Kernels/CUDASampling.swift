@@ -47,6 +47,9 @@ extension CUDAKernelSource {
             return (float)exp((double)((x - mx) / temperature));
         }
 
+        // 1024 threads per block: at most 64 registers per thread.
+        extern "C" __global__ __launch_bounds__(SMP_THREADS) void sample_kernel(int*, float*, const float*, const float*, int, int, int, float);
+
         // ids (S) = the token chosen for each sample from logits (S, Vp) fp32 (columns 0..V-1);
         // uniforms (S) in [0, 1) (unused when greedy); weights (S, Vp) fp32 scratch for the draw over
         // every token (unused otherwise). One block of SMP_THREADS per sample.
