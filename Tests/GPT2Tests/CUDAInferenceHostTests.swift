@@ -104,3 +104,13 @@ final class CUDAInferenceHostTests: XCTestCase {
         XCTAssertLessThanOrEqual(CUDAKernelSource.SamplingTiling.maxTopK, CUDAKernelSource.SamplingTiling.threads)
     }
 }
+
+extension CUDAInferenceHostTests {
+    /// cuBLASLt is told the real alignment of a matrix only when it is below its default of 256 bytes.
+    func testMatmulAlignmentPreference() {
+        XCTAssertEqual(CuBLASLt.alignment(0x7f00_0000_0000), 256)
+        XCTAssertEqual(CuBLASLt.alignment(0x7f00_0000_0600), 256)   // 1536 = 6 · 256: a row of GPT-2's C = 768 in bf16
+        XCTAssertEqual(CuBLASLt.alignment(0x7f00_0000_0040), 64)    // a row of C = 32 in bf16
+        XCTAssertEqual(CuBLASLt.alignment(0x7f00_0000_0002), 2)
+    }
+}

@@ -84,11 +84,12 @@ public final class CUDABackend: @unchecked Sendable {
         let total = counts.reduce(0, +)
         parameterCount = total
         let c = context, L = config.numLayers, C = config.channels, NH = config.numHeads, BT = B * T
-        let masterBuffer = try c.allocateF(total), copyX = c.precision == .fp32 ? nil : try c.allocateX(total)
-        master = masterBuffer; paramsX = copyX
-        weights = CUDAWeights(config: config, base: copyX?.pointer ?? masterBuffer.pointer, elementSize: copyX == nil ? 4 : c.precision.elementSize)
-        grads = try c.allocateF(total)
+        let masterBuffer = try c.allocateF(total)
+        master = masterBuffer; grads = try c.allocateF(total)
         adamM = try c.allocateF(total); adamV = try c.allocateF(total)
+        let copyX = c.precision == .fp32 ? nil : try c.allocateX(total)
+        paramsX = copyX
+        weights = CUDAWeights(config: config, base: copyX?.pointer ?? masterBuffer.pointer, elementSize: copyX == nil ? 4 : c.precision.elementSize)
         tokens = try c.allocate(bytes: BT * 4); targetIDs = try c.allocate(bytes: BT * 4)
         encoded = try c.allocateX(BT * C); lnf = try c.allocateX(BT * C); projOut = try c.allocateX(BT * C)
         ln1 = try c.allocateX(L * BT * C); atty = try c.allocateX(L * BT * C); residual2 = try c.allocateX(L * BT * C)

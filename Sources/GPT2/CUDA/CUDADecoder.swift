@@ -69,7 +69,7 @@ final class CUDADecoder: TokenDecoder {
         let rows = S * n, pos0 = length
         if scratch == nil || scratch!.rows < rows {
             scratch = nil
-            scratch = try CUDAForwardScratch(context: ctx, config: c, rows: rows)
+            scratch = try CUDAForwardScratch(context: ctx, config: c, rows: rows, scoring: false)
         }
         let s = scratch!
         try tokens.withUnsafeBytes { try ctx.upload(s.tokens.pointer, $0.baseAddress!, bytes: $0.count) }

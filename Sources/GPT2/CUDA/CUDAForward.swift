@@ -15,14 +15,15 @@ struct CUDAWeights {
     /// Start of the (padded) parameter buffer, floatX.
     let base: CUdeviceptr
     let elementSize: Int
-    /// Element offset of each tensor, by `ParameterName.rawValue`.
-    let offsets: [Int]
+    /// Element offset of each tensor, and of one layer's slice within it, by `ParameterName.rawValue`.
+    let offsets: [Int], layerStrides: [Int]
 
     init(config: GPT2Config, base: CUdeviceptr, elementSize: Int) {
         self.config = config
         self.base = base
         self.elementSize = elementSize
         offsets = CUDAWeights.offsets(config)
+        layerStrides = ParameterName.allCases.map { $0.count(config) / config.numLayers }
     }
 
     /// Element offsets of every tensor and the total count.
@@ -35,7 +36,7 @@ struct CUDAWeights {
     /// Element offset of `name` (of layer `layer` for per-layer tensors).
     func elementOffset(_ name: ParameterName, _ layer: Int? = nil) -> Int {
         var o = offsets[name.rawValue]
-        if let layer { o += layer * (name.count(config) / config.numLayers) }
+        if let layer { o += layer * layerStrides[name.rawValue] }
         return o
     }
 
@@ -67,19 +68,20 @@ final class CUDAForwardScratch {
         return elementSize * (16 * C + vocabChunk(config)) + 4 * (7 + config.numHeads) + 8
     }
 
-    init(context c: CUDAContext, config: GPT2Config, rows N: Int) throws {
-        let C = config.channels
+    /// - Parameter scoring: whether the LM head and loss buffers are needed (the decoder has its own).
+    init(context c: CUDAContext, config: GPT2Config, rows N: Int, scoring: Bool = true) throws {
+        let C = config.channels, S = scoring ? N : 1
         rows = N
-        tokens = try c.allocate(bytes: N * 4); targets = try c.allocate(bytes: N * 4)
+        tokens = try c.allocate(bytes: N * 4); targets = try c.allocate(bytes: S * 4)
         x0 = try c.allocateX(N * C); x1 = try c.allocateX(N * C); ln = try c.allocateX(N * C)
         atty = try c.allocateX(N * C); proj = try c.allocateX(N * C)
         qkv = try c.allocateX(N * 3 * C)
         fch = try c.allocateX(N * 4 * C); fchGelu = try c.allocateX(N * 4 * C)
         mean = try c.allocateF(N); rstd = try c.allocateF(N)
         attLse = try c.allocateF(N * config.numHeads)
-        logits = try c.allocateX(N * CUDAForwardScratch.vocabChunk(config))
-        classifier = try .init(context: c, rows: N)
-        losses = try c.allocateF(N); lse = try c.allocateF(N)
+        logits = try c.allocateX(S * CUDAForwardScratch.vocabChunk(config))
+        classifier = try .init(context: c, rows: S)
+        losses = try c.allocateF(S); lse = try c.allocateF(S)
     }
 }
 

@@ -276,8 +276,10 @@ public enum CUDASelftest {
         var p = h.randn(N), gr = h.randn(N), m = h.randn(N, 0.1), v = h.randn(N).map { $0 * $0 * 0.01 }
         let pD = try h.devF(p), gD2 = try h.devF(gr), mD = try h.devF(m), vD = try h.devF(v), pxD = try ctx.allocateX(N)
         try ctx.adamW(params: pD.pointer, paramsOut: pxD.pointer, grads: gD2.pointer, m: mD.pointer, v: vD.pointer, N: N,
-                      learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5)
-        AdamW.update(params: &p, grads: gr, m: &m, v: &v, N: N, learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8,
+                      learningRate: 1e-3, beta1: AdamWDefaults.beta1, beta2: AdamWDefaults.beta2, eps: AdamWDefaults.eps,
+                      weightDecay: 0.1, step: 3, gradScale: 0.5)
+        AdamW.update(params: &p, grads: gr, m: &m, v: &v, N: N, learningRate: 1e-3, beta1: AdamWDefaults.beta1,
+                     beta2: AdamWDefaults.beta2, eps: AdamWDefaults.eps,
                      weightDecay: 0.1, step: 3, gradScale: 0.5)
         h.check("adamw params", try h.readF(pD, N), p, .fp32State)
         h.check("adamw m", try h.readF(mD, N), m, .fp32State)

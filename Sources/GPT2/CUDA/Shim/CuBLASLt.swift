@@ -39,6 +39,7 @@ final class CuBLASLt: @unchecked Sendable {
     static let descEpilogueAuxPointer: Int32 = 11  // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER (void*)
     static let descEpilogueAuxLd: Int32 = 12       // CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD (int64)
     static let prefMaxWorkspaceBytes: Int32 = 1    // CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES (uint64)
+    static let prefMinAlignmentA: Int32 = 5        // CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES (uint32; B, C, D follow), default 256
     static let opN: Int32 = 0, opT: Int32 = 1      // CUBLAS_OP_N / CUBLAS_OP_T
     /// sizeof(cublasLtMatmulHeuristicResult_t): algo (64) + workspaceSize (8) + state (4) + wavesCount (4) + reserved (16).
     static let heuristicResultSize = 96
@@ -80,6 +81,9 @@ final class CuBLASLt: @unchecked Sendable {
     }
 
     var version: Int { cublasLtGetVersion() }
+
+    /// The largest power of two up to 256 that divides the address.
+    static func alignment(_ p: CUdeviceptr) -> UInt32 { p == 0 ? 256 : UInt32(1 << min(8, p.trailingZeroBitCount)) }
 
     func errorText(_ status: Int32) -> String {
         cublasLtGetStatusName?(status).map { String(cString: $0) } ?? "cublasStatus \(status)"
@@ -157,6 +161,15 @@ final class CuBLASLt: @unchecked Sendable {
         var ws = UInt64(workspaceBytes)
         try cublasCheck(self, cublasLtMatmulPreferenceSetAttribute(pref, CuBLASLt.prefMaxWorkspaceBytes, &ws, 8),
                         "cublasLtMatmulPreferenceSetAttribute(MAX_WORKSPACE_BYTES)")
+        // The heuristic assumes 256-byte aligned matrices unless told otherwise; a pointer inside a
+        // buffer (the decoder reads the last row of each sample) may be less aligned.
+        for (i, p) in [a, b, c, d].enumerated() {
+            var align = CuBLASLt.alignment(p)
+            if align < 256 {
+                try cublasCheck(self, cublasLtMatmulPreferenceSetAttribute(pref, CuBLASLt.prefMinAlignmentA + Int32(i), &align, 4),
+                                "cublasLtMatmulPreferenceSetAttribute(MIN_ALIGNMENT)")
+            }
+        }
         let result = UnsafeMutableRawPointer.allocate(byteCount: CuBLASLt.heuristicResultSize, alignment: 16)
         defer { result.deallocate() }
         result.initializeMemory(as: UInt8.self, repeating: 0, count: CuBLASLt.heuristicResultSize)
