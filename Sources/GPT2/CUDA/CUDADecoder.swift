@@ -30,6 +30,9 @@ final class CUDADecoder: TokenDecoder {
         guard samples >= 1, maxLength >= 1, maxLength <= c.maxSeqLen else {
             throw InferenceError.badShape("decoder: need samples >= 1 and 1 <= maxLength <= \(c.maxSeqLen) (got \(samples), \(maxLength))")
         }
+        guard samples * c.numHeads <= 65535 else {   // the prefill's attention grid has samples·NH blocks in y
+            throw InferenceError.badShape("the CUDA decoder takes at most \(65535 / c.numHeads) samples at once (got \(samples))")
+        }
         guard maxLength <= CUDAKernelSource.DecodeTiling.maxPositions else {
             throw InferenceError.badShape("the CUDA decoder holds at most \(CUDAKernelSource.DecodeTiling.maxPositions) positions (got \(maxLength))")
         }

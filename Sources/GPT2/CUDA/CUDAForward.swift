@@ -149,9 +149,14 @@ final class CUDAScorer {
         return CUDAScorer.preferredTokens(freeBytes: free, bytesPerRow: perRow, maxSeqLen: config.maxSeqLen)
     }()
 
+    /// Rows per forward pass: attention grids have B·NH blocks in y (at most 65535), so many short
+    /// rows go in several passes.
+    var maxRows: Int
+
     init(context: CUDAContext, config: GPT2Config) {
         self.context = context
         self.config = config
+        maxRows = 65535 / config.numHeads
     }
 
     /// Scoring rows that fit a quarter of `freeBytes`, clamped to [maxSeqLen, 131072].
@@ -175,9 +180,25 @@ final class CUDAScorer {
 
     /// Next-token cross-entropy at every position of (B,T) inputs against targets (validated by the caller).
     func tokenLosses(weights wt: CUDAWeights, inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float] {
-        let c = context, C = config.channels, NH = config.numHeads, V = config.vocabSize, Vp = config.paddedVocabSize
         let N = B * T
         precondition(inputs.count == N && targets.count == N && T <= config.maxSeqLen, "tokenLosses: bad shape")
+        guard B <= maxRows else {
+            var out: [Float] = []
+            out.reserveCapacity(N)
+            for r0 in stride(from: 0, to: B, by: maxRows) {
+                let rows = min(maxRows, B - r0)
+                out += try tokenLosses(weights: wt, inputs: Array(inputs[r0 * T..<(r0 + rows) * T]),
+                                       targets: Array(targets[r0 * T..<(r0 + rows) * T]), B: rows, T: T)
+            }
+            return out
+        }
+        return try losses(weights: wt, inputs: inputs, targets: targets, B: B, T: T)
+    }
+
+    /// `tokenLosses` for B·NH within the attention grid's limit.
+    private func losses(weights wt: CUDAWeights, inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float] {
+        let c = context, C = config.channels, NH = config.numHeads, V = config.vocabSize, Vp = config.paddedVocabSize
+        let N = B * T
         let s = try scratch(rows: N)
         try inputs.withUnsafeBytes { try c.upload(s.tokens.pointer, $0.baseAddress!, bytes: $0.count) }
         try targets.withUnsafeBytes { try c.upload(s.targets.pointer, $0.baseAddress!, bytes: $0.count) }
