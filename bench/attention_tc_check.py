@@ -1,4 +1,4 @@
-# GPU check of the tensor-core attention kernels (Kernels/CUDAAttentionTCKernels.swift) outside Swift:
+# GPU check of the tensor-core attention kernels (Kernels/CUDAAttentionTC.swift) outside Swift:
 # compiles the unit and the SIMT unit with nvcc (-DGPT2_BF16 -DATT_HS=64), runs forward + backward
 # through CuPy on random bf16 inputs, compares out, lse and dq/dk/dv with an fp64 PyTorch reference
 # (max |x - ref| / max |ref|, bound 3e-2 as the selftest's .attention) and with the SIMT kernels,

@@ -14,8 +14,8 @@ def literal(text, start_pat):
     return '\n'.join(l[len(indent):] if l.startswith(indent) else l.lstrip() for l in lines) + '\n'
 root = sys.argv[1]
 pre = literal(open(root + '/Sources/GPT2/CUDA/Kernels/CUDAKernelSource.swift').read(), 'static let prelude')
-tc = literal(open(root + '/Sources/GPT2/CUDA/Kernels/CUDAAttentionTCKernels.swift').read(), 'static let attentionTCKernels')
-simt = literal(open(root + '/Sources/GPT2/CUDA/Kernels/CUDAAttentionKernels.swift').read(), 'static let attentionKernels')
+tc = literal(open(root + '/Sources/GPT2/CUDA/Kernels/CUDAAttentionTC.swift').read(), 'static let attentionTCKernels')
+simt = literal(open(root + '/Sources/GPT2/CUDA/Kernels/CUDAAttention.swift').read(), 'static let attentionKernels')
 out = sys.argv[2]
 import os; os.makedirs(out, exist_ok=True)
 open(out + '/attention_tc.cu', 'w').write(pre + '\n' + tc)

@@ -1,4 +1,4 @@
-# CPU (NumPy) model of the tensor-core attention kernels' tiling (Kernels/CUDAAttentionTCKernels.swift), no GPU:
+# CPU (NumPy) model of the tensor-core attention kernels' tiling (Kernels/CUDAAttentionTC.swift), no GPU:
 # forward and dQ with 128-query blocks of 8 warps, 64-key tiles, per-warp skip/mask (rel = q0+16w-k0, lim = rel/16),
 # D written by dQ (each row once), checked against fp64 attention for ragged T; and the lane-level ldmatrix A fragment
 # mapping behind the dQ kernel's D = rowsum(dO * O). Usage: python3 bench/attention_tc_model.py

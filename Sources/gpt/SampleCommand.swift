@@ -41,27 +41,15 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        let report = try deviceOptions.cudaReport()
         let gpt = try resolveModel(model)
         let tok = GPT2Tokenizer.gpt2
         let promptIds = tok.encode(prompt)
         guard !promptIds.isEmpty else { throw ValidationError("--prompt is empty") }
         try gpt.config.checkTokens(promptIds, source: "the prompt (--prompt)")
-        let total = min(gpt.config.maxSeqLen, promptIds.count + maxTokens)
         let sampler = Sampler(topK: topK, temperature: temperature)
-        let samples: [[Int32]]
-        if report != nil {
-            guard promptIds.count < gpt.config.maxSeqLen else {
-                throw ValidationError("the prompt has \(promptIds.count) tokens; the model's context is \(gpt.config.maxSeqLen)")
-            }
-            let ctx = try openCUDA(ordinal: 0, precision: deviceOptions.cudaPrecision, headSize: gpt.config.headSize)
-            FileHandle.standardError.write(Data((describeCUDA(ctx) + "\n").utf8))
-            let engine = try makeCUDAEngine(gpt, B: numSamples, T: total, context: ctx)
-            samples = try CUDAGenerator(engine: engine, host: gpt).generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
-        } else {
-            try deviceOptions.checkCPUPrecision()
-            samples = try Generator(engine: gpt, samples: numSamples).generate(prompt: promptIds, maxNewTokens: maxTokens, sampler: sampler, seed: seed)
-        }
+        let engine = try makeInferenceEngine(gpt, deviceOptions)
+        let samples = try Generator(engine: engine, samples: numSamples).generate(prompt: promptIds, maxNewTokens: maxTokens,
+                                                                                sampler: sampler, seed: seed)
         for s in samples {
             if ids {
                 print(s.map(String.init).joined(separator: " "))

@@ -82,17 +82,19 @@ final class CUDAKernelCompileTests: XCTestCase {
         }
     }
 
-    /// Attention is compiled per head size (-DATT_HS): the tiny test models' 8 and a 128 besides GPT-2's 64.
+    /// Attention (training and decoding) is compiled per head size (-DATT_HS): the tiny test
+    /// models' 8 and a 128 besides GPT-2's 64.
     func testAttentionCompilesForOtherHeadSizes() throws {
         let tc = try Self.toolchain()
         let compiler = NVRTCCompiler(nvrtc: tc.nvrtc, includeDirectory: tc.include, cacheDirectory: nil)
-        for hs in [8, 128] {
-            for precision in CUDAPrecision.allCases {
-                do {
-                    _ = try compiler.compile(CUDAKernelSource.attentionKernels, precision: precision, headSize: hs,
-                                             target: "sm_90", format: .cubin)
-                } catch let e as NVRTCCompileError {
-                    XCTFail("attention.cu ATT_HS=\(hs) \(precision):\n\(e.log)")
+        for source in [CUDAKernelSource.attentionKernels, CUDAKernelSource.decodeKernels] {
+            for hs in [8, 128] {
+                for precision in CUDAPrecision.allCases {
+                    do {
+                        _ = try compiler.compile(source, precision: precision, headSize: hs, target: "sm_90", format: .cubin)
+                    } catch let e as NVRTCCompileError {
+                        XCTFail("\(source.name).cu ATT_HS=\(hs) \(precision):\n\(e.log)")
+                    }
                 }
             }
         }

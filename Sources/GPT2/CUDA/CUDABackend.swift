@@ -3,7 +3,7 @@
 // matmuls with fp32 accumulation; fp32 statistics in LayerNorm, softmax and loss. The LM head and
 // cross-entropy run over vocabulary chunks (no (B,T,Vp) logits buffer): backward recomputes each
 // chunk's logits. `forward` / `backward` are the same straight lists of kernel calls as GPT2.swift.
-// `gpt selftest --device cuda` compares it with the CPU engine (passing on H100 and H200).
+// `gpt selftest --device cuda` compares it with the CPU engine.
 // Reference: llm.c train_gpt2.cu (gpt2_forward, gpt2_backward_and_reduce, gpt2_update).
 // Legend: B batch, T time, C channels, L layers, NH heads, V vocab, Vp padded vocab, Vc vocab chunk.
 import Foundation
@@ -17,11 +17,14 @@ public final class CUDABackend: @unchecked Sendable {
     public let vocabChunk: Int
     /// Total parameter count (ParameterTensors layout, padded wte).
     public let parameterCount: Int
+    /// Element offset and count of every tensor, by `ParameterName.rawValue`.
     let offsets: [Int], counts: [Int]
     // fp32 master weights, gradients, AdamW moments (P each)
     let master: CUDABuffer, grads: CUDABuffer, adamM: CUDABuffer, adamV: CUDABuffer
     /// floatX copy of the weights the forward pass reads (nil in fp32 mode: the master is used).
     let paramsX: CUDABuffer?
+    /// The floatX weights the forward pass reads: paramsX, or the fp32 master in fp32 mode.
+    let weights: CUDAWeights
     // activations (floatX unless marked f32); per-layer tensors hold all L layers
     let tokens, targetIDs: CUDABuffer                      // (B,T) int32
     let encoded, lnf, projOut: CUDABuffer                  // (BT,C)
@@ -46,13 +49,15 @@ public final class CUDABackend: @unchecked Sendable {
     var gradScale: Float = 1
     /// Mean loss of the last forward pass with targets.
     public private(set) var meanLoss: Float = .nan
+    /// Scoring on the training weights (validation, HellaSwag): its own scratch, made on first use.
+    lazy var scorer = CUDAScorer(context: context, config: config)
 
-    /// Whether attention runs on the tensor cores (Kernels/CUDAAttentionTCKernels.swift): bf16,
+    /// Whether attention runs on the tensor cores (Kernels/CUDAAttentionTC.swift): bf16,
     /// head size 64, sm_80+, unless GPT2_ATTENTION=simt. Else the fp32-math SIMT kernels.
-    public var tensorCoreAttention: Bool { context.attentionTCAvailable && context.attentionKernels != .simt }
+    public var tensorCoreAttention: Bool { context.usesTensorCoreAttention }
 
     /// Whether the MLP's GELU is fused into its matmuls (bf16 and `context.fuseGELU`).
-    var fusedGELU: Bool { context.precision == .bf16 && context.fuseGELU }
+    var fusedGELU: Bool { context.fusesGELU }
 
     /// Whether the LM head runs as one chunk: its logits then survive from forward to backward,
     /// which skips recomputing them.
@@ -74,13 +79,17 @@ public final class CUDABackend: @unchecked Sendable {
             chunk = fullBytes <= (try context.memoryInfo().free) / 4 ? config.paddedVocabSize : 8192
         }
         self.vocabChunk = CUDALaunchConfig.vocabChunk(Vp: config.paddedVocabSize, maxChunk: chunk)
-        var offs: [Int] = [], cnts: [Int] = [], total = 0
-        for name in ParameterName.allCases { offs.append(total); cnts.append(name.count(config)); total += name.count(config) }
-        offsets = offs; counts = cnts; parameterCount = total
+        offsets = CUDAWeights.offsets(config)
+        counts = ParameterName.allCases.map { $0.count(config) }
+        let total = counts.reduce(0, +)
+        parameterCount = total
         let c = context, L = config.numLayers, C = config.channels, NH = config.numHeads, BT = B * T
-        master = try c.allocateF(total); grads = try c.allocateF(total)
+        let masterBuffer = try c.allocateF(total)
+        master = masterBuffer; grads = try c.allocateF(total)
         adamM = try c.allocateF(total); adamV = try c.allocateF(total)
-        paramsX = c.precision == .fp32 ? nil : try c.allocateX(total)
+        let copyX = c.precision == .fp32 ? nil : try c.allocateX(total)
+        paramsX = copyX
+        weights = CUDAWeights(config: config, base: copyX?.pointer ?? masterBuffer.pointer, elementSize: copyX == nil ? 4 : c.precision.elementSize)
         tokens = try c.allocate(bytes: BT * 4); targetIDs = try c.allocate(bytes: BT * 4)
         encoded = try c.allocateX(BT * C); lnf = try c.allocateX(BT * C); projOut = try c.allocateX(BT * C)
         ln1 = try c.allocateX(L * BT * C); atty = try c.allocateX(L * BT * C); residual2 = try c.allocateX(L * BT * C)
@@ -90,7 +99,7 @@ public final class CUDABackend: @unchecked Sendable {
         lnfMean = try c.allocateF(BT); lnfRstd = try c.allocateF(BT); losses = try c.allocateF(BT); lse = try c.allocateF(BT)
         attLse = try c.allocateF(L * B * NH * T)
         logits = try c.allocateX(BT * self.vocabChunk)
-        classifier = .init(runMax: try c.allocateF(BT), runSum: try c.allocateF(BT), targetLogit: try c.allocateF(BT))
+        classifier = try .init(context: c, rows: BT)
         dresidual = try c.allocateX(BT * C); dbtc = try c.allocateX(BT * C); dfch = try c.allocateX(BT * 4 * C)
         dqkv = try c.allocateX(BT * 3 * C); dlnf32 = try c.allocateF(BT * C)
         attD = try c.allocateF(B * NH * T)
@@ -104,18 +113,10 @@ public final class CUDABackend: @unchecked Sendable {
 
     // MARK: Addresses
 
-    private func elementOffset(_ name: ParameterName, _ layer: Int?) -> Int {
-        var o = offsets[name.rawValue]
-        if let layer { o += layer * (counts[name.rawValue] / config.numLayers) }
-        return o
-    }
     /// floatX weights read by the forward pass.
-    func w(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr {
-        let o = elementOffset(name, layer)
-        return paramsX.map { $0.at(o * context.precision.elementSize) } ?? master.at(o * 4)
-    }
+    func w(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr { weights.w(name, layer) }
     /// fp32 gradient.
-    func g(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr { grads.at(elementOffset(name, layer) * 4) }
+    func g(_ name: ParameterName, _ layer: Int? = nil) -> CUdeviceptr { grads.at(weights.elementOffset(name, layer) * 4) }
     /// Layer l's slice of a per-layer floatX activation with `per` elements per layer.
     func x(_ buf: CUDABuffer, _ l: Int, _ per: Int) -> CUdeviceptr { buf.at(l * per * context.precision.elementSize) }
     func f(_ buf: CUDABuffer, _ l: Int, _ per: Int) -> CUdeviceptr { buf.at(l * per * 4) }
@@ -127,8 +128,7 @@ public final class CUDABackend: @unchecked Sendable {
         precondition(params.config == config && params.count == parameterCount, "loadParameters: config mismatch")
         try context.upload(master.pointer, params.memory, bytes: parameterCount * 4)
         if let paramsX {
-            try context.launch("float_to_floatx_kernel", CUDALaunchConfig.elementwise(count: parameterCount, multiprocessors: context.sms),
-                               [.pointer(paramsX.pointer), .pointer(master.pointer), .size(parameterCount)])
+            try context.floatToFloatX(out: paramsX.pointer, inp: master.pointer, N: parameterCount)
         }
         try context.zero(adamM.pointer, bytes: parameterCount * 4)
         try context.zero(adamV.pointer, bytes: parameterCount * 4)
@@ -146,12 +146,6 @@ public final class CUDABackend: @unchecked Sendable {
         precondition(m.count == parameterCount && v.count == parameterCount, "uploadMoments: config mismatch")
         try context.upload(adamM.pointer, m.memory, bytes: parameterCount * 4)
         try context.upload(adamV.pointer, v.memory, bytes: parameterCount * 4)
-    }
-    /// The final LayerNorm's output of the last forward pass, (B,T,C) as fp32.
-    public func downloadLnf() throws -> [Float] {
-        var out = [Float](repeating: 0, count: B * T * config.channels)
-        try out.withUnsafeMutableBufferPointer { try context.downloadX($0.baseAddress!, lnf.pointer, count: $0.count) }
-        return out
     }
     /// Per-position losses of the last forward pass with targets.
     public func downloadLosses() throws -> [Float] {
@@ -254,8 +248,7 @@ public final class CUDABackend: @unchecked Sendable {
             try c.gemm(transA: false, transB: true, m: C, n: Vc, k: BT, a: lnf.pointer, lda: C, b: logits.pointer, ldb: Vc,
                        beta: 1, d: g(.wte) + CUdeviceptr(v0 * C * 4), ldd: C, fp32Output: true)
         }
-        try c.launch("float_to_floatx_kernel", CUDALaunchConfig.elementwise(count: BT * C, multiprocessors: c.sms),
-                     [.pointer(dbtc.pointer), .pointer(dlnf32.pointer), .size(BT * C)])
+        try c.floatToFloatX(out: dbtc.pointer, inp: dlnf32.pointer, N: BT * C)
         try c.zero(dresidual.pointer, bytes: BT * C * es)
         try c.layerNormBackward(dinp: dresidual.pointer, dweight: g(.lnfw), dbias: g(.lnfb), dout: dbtc.pointer,
                                 inp: x(residual3, L - 1, BT * C), weight: w(.lnfw), mean: lnfMean.pointer, rstd: lnfRstd.pointer,

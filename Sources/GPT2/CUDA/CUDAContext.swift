@@ -1,7 +1,6 @@
 // One GPU, ready to run our kernels: the driver loaded, the device's primary context retained, a
 // stream, every kernel source compiled by NVRTC for the device (cached on disk) and loaded as a
 // module, a cuBLASLt handle and workspace. Device memory is owned by `CUDABuffer`s, freed on deinit.
-// Checked on H100 and H200 by `gpt selftest --device cuda` (docs/GPU.md, bench/RESULTS.md).
 import Foundation
 
 /// An owning device allocation.
@@ -26,7 +25,7 @@ public final class CUDABuffer: @unchecked Sendable {
 }
 
 /// A device with our kernels loaded. Use from one thread at a time.
-public final class CUDAContext: @unchecked Sendable {
+public final class CUDAContext: CUDAKernelLauncher, @unchecked Sendable {
     public let report: CUDAReport
     public let device: CUDADeviceProperties
     public let precision: CUDAPrecision
@@ -47,10 +46,12 @@ public final class CUDAContext: @unchecked Sendable {
     private var functions: [String: OpaquePointer] = [:]
 
     /// Opens device `ordinal` and compiles the kernels for `precision` and `headSize`.
+    /// - Parameters: search: where the libraries are; cacheDirectory: NVRTC's on-disk cache (nil: none).
     /// - Throws: `CUDAUnavailable` (with the report) when CUDA cannot run here; `CUDAError` or
     ///   `NVRTCCompileError` when a step fails.
     public init(ordinal: Int = 0, precision: CUDAPrecision, headSize: Int = 64,
-                search: CUDALibrarySearch = CUDALibrarySearch()) throws {
+                search: CUDALibrarySearch = CUDALibrarySearch(),
+                cacheDirectory: String? = NVRTCCompiler.defaultCacheDirectory()) throws {
         let report = CUDAProbe.run(search: search)
         guard report.isUsable, let driverPath = report.library(.driver)?.path, let nvrtcPath = report.library(.nvrtc)?.path,
               let ltPath = report.library(.cublasLt)?.path, let include = report.includeDirectory else {
@@ -79,7 +80,7 @@ public final class CUDAContext: @unchecked Sendable {
                             message: "NVRTC \(report.library(.nvrtc)?.version ?? "?") supports no architecture at or below sm_\(device.arch)",
                             file: #fileID, line: #line)
         }
-        let compiler = NVRTCCompiler(nvrtc: nvrtc, includeDirectory: include)
+        let compiler = NVRTCCompiler(nvrtc: nvrtc, includeDirectory: include, cacheDirectory: cacheDirectory)
         for source in CUDAKernelSource.all {
             let out = try compiler.compile(source, precision: precision, headSize: headSize, target: target, format: format)
             compileLog.append("\(source.name).cu → \(out.target) \(out.format.rawValue)\(out.fromCache ? " (cached)" : "")"
@@ -128,16 +129,14 @@ public final class CUDAContext: @unchecked Sendable {
     public func uploadX(_ dst: CUdeviceptr, _ src: UnsafePointer<Float>, count: Int) throws {
         let staging = try allocateF(count)
         try upload(staging.pointer, src, bytes: count * 4)
-        try launch("float_to_floatx_kernel", CUDALaunchConfig.elementwise(count: count, multiprocessors: device.multiprocessors),
-                   [.pointer(dst), .pointer(staging.pointer), .size(count)])
+        try floatToFloatX(out: dst, inp: staging.pointer, N: count)
         try synchronize()
     }
 
     /// floatX device buffer → fp32 host values.
     public func downloadX(_ dst: UnsafeMutablePointer<Float>, _ src: CUdeviceptr, count: Int) throws {
         let staging = try allocateF(count)
-        try launch("floatx_to_float_kernel", CUDALaunchConfig.elementwise(count: count, multiprocessors: device.multiprocessors),
-                   [.pointer(staging.pointer), .pointer(src), .size(count)])
+        try floatXToFloat(out: staging.pointer, inp: src, N: count)
         try download(dst, staging.pointer, bytes: count * 4)
     }
 
@@ -149,8 +148,10 @@ public final class CUDAContext: @unchecked Sendable {
 
     // MARK: Launch
 
-    func launch(_ kernel: String, _ config: CUDALaunchConfig.Launch, _ args: [CUDAKernelArg],
-                file: String = #fileID, line: Int = #line) throws {
+    /// Streaming multiprocessors of the device.
+    var sms: Int { device.multiprocessors }
+
+    func enqueue(kernel: String, launch config: CUDALaunchConfig.Launch, args: [CUDAKernelArg], file: String, line: Int) throws {
         guard let f = functions[kernel] else { preconditionFailure("kernel \(kernel) not loaded") }
         try timed(kernel) {
             try driver.launch(f, name: kernel, grid: config.grid, block: config.block, sharedBytes: config.sharedBytes,
@@ -168,7 +169,7 @@ public final class CUDAContext: @unchecked Sendable {
     public enum AttentionKernels: String, Sendable { case tc, simt }
     public var attentionKernels = AttentionKernels(rawValue: Settings.current.attention ?? "tc") ?? .tc
     /// Whether the MLP fuses GELU into its matmuls (cuBLASLt GELU_AUX_BIAS forward, DGELU
-    /// backward), as llm.c on H100: bf16 only (the fp32 parity mode keeps the separate kernels);
+    /// backward), as llm.c: bf16 only (the fp32 parity mode keeps the separate kernels);
     /// GPT2_GELU_EPILOGUE=0 turns it off. The selftest checks both paths.
     public var fuseGELU = Settings.current.geluEpilogue
     /// Forces the block-per-chunk LayerNorm backward (GPT2_LN_BACKWARD=block); the selftest checks both.

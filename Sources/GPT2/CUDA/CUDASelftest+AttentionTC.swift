@@ -1,4 +1,4 @@
-// The tensor-core attention kernels (Kernels/CUDAAttentionTCKernels.swift) in the GPU-vs-CPU parity
+// The tensor-core attention kernels (Kernels/CUDAAttentionTC.swift) in the GPU-vs-CPU parity
 // check: forward and backward on random bf16 inputs against the CPU Attention kernel fed the same
 // bf16-rounded inputs (and the GPU's own out, as runKernels does for the SIMT kernels), and against
 // the SIMT GPU kernels on the same inputs. Sizes: (B=2, T=96, NH=4) as runKernels, and

@@ -3,7 +3,7 @@
 // forward/backward/AdamW steps of a small model against the GPT2 class. In bf16 mode the CPU
 // reference is fed the bf16-rounded inputs the GPU actually saw, so the error measures the
 // kernel, not the input rounding. Error metric: max |gpu − cpu| / max |cpu| over the tensor.
-// Tolerances and the errors seen on an H100 are tabled in docs/GPU.md.
+// Tolerances, and the errors seen on a GPU, are tabled in docs/GPU.md.
 import Foundation
 
 /// One compared tensor.
@@ -243,7 +243,7 @@ public enum CUDASelftest {
         let tgtD = try h.devI(targets)
         let logitsHost = h.randn(BT * Vp, 3)
         let Vc = 256
-        let scratch = CUDAContext.ClassifierScratch(runMax: try ctx.allocateF(BT), runSum: try ctx.allocateF(BT), targetLogit: try ctx.allocateF(BT))
+        let scratch = try CUDAContext.ClassifierScratch(context: ctx, rows: BT)
         let lossD = try ctx.allocateF(BT), clseD = try ctx.allocateF(BT)
         var chunks: [(CUDABuffer, Int)] = []
         var seen = [Float](repeating: 0, count: BT * Vp)   // the logits as the device holds them
@@ -276,8 +276,10 @@ public enum CUDASelftest {
         var p = h.randn(N), gr = h.randn(N), m = h.randn(N, 0.1), v = h.randn(N).map { $0 * $0 * 0.01 }
         let pD = try h.devF(p), gD2 = try h.devF(gr), mD = try h.devF(m), vD = try h.devF(v), pxD = try ctx.allocateX(N)
         try ctx.adamW(params: pD.pointer, paramsOut: pxD.pointer, grads: gD2.pointer, m: mD.pointer, v: vD.pointer, N: N,
-                      learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step: 3, gradScale: 0.5)
-        AdamW.update(params: &p, grads: gr, m: &m, v: &v, N: N, learningRate: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8,
+                      learningRate: 1e-3, beta1: AdamWDefaults.beta1, beta2: AdamWDefaults.beta2, eps: AdamWDefaults.eps,
+                      weightDecay: 0.1, step: 3, gradScale: 0.5)
+        AdamW.update(params: &p, grads: gr, m: &m, v: &v, N: N, learningRate: 1e-3, beta1: AdamWDefaults.beta1,
+                     beta2: AdamWDefaults.beta2, eps: AdamWDefaults.eps,
                      weightDecay: 0.1, step: 3, gradScale: 0.5)
         h.check("adamw params", try h.readF(pD, N), p, .fp32State)
         h.check("adamw m", try h.readF(mD, N), m, .fp32State)
@@ -287,13 +289,17 @@ public enum CUDASelftest {
         let norm = try ctx.sumOfSquares(gD2.pointer, N: N, scratch: nScratch.pointer).squareRoot()
         let cpuNorm = Float(gr.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot())
         h.check("grad_norm", [norm], [cpuNorm], .fp32State)
+
+        // decoding and sampling (CUDASelftest+Inference.swift)
+        try runInferenceKernels(context: ctx, record: record)
     }
 
     // MARK: - Model
 
     /// Trains the same small model for `steps` steps on the GPU and with the GPT2 class, from the
     /// same initialisation and batch, comparing the loss of every step, every gradient tensor of
-    /// the first step and each tensor's total parameter change after the last update.
+    /// the first step and each tensor's total parameter change after the last update. The run
+    /// with the whole vocabulary in one chunk then checks the inference paths (`runInference`).
     /// - Parameter vocabChunk: LM-head columns per chunk (256: four chunks; nil: the whole vocabulary at once).
     public static func runModel(context ctx: CUDAContext, steps: Int = 3, seed: UInt64 = 1337, vocabChunk: Int? = 256,
                                 record outer: @escaping (CUDASelftestResult) -> Void) throws {
@@ -360,5 +366,6 @@ public enum CUDASelftest {
                                           maxRelativeError: keyStep / (2 * Float(steps) * lr), tolerance: 1))
             }
         }
+        if vocabChunk == nil { try runInference(context: ctx, record: outer) }
     }
 }

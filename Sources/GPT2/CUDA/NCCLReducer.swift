@@ -3,9 +3,7 @@
 // file or TCP), build an NCCL communicator, and all-reduce the fp32 gradients once per optimizer
 // step (ncclAllReduce sum on the engine's stream; the 1/worldSize lands in AdamW's gradient scale).
 // Host values (losses, HellaSwag counts, barriers) go through a small device staging buffer.
-// On GPUs: checked with one rank (selftest) and with two torchrun ranks on one H100 up to
-// ncclCommInitRank (which refuses two ranks per GPU); a multi-GPU all-reduce has not run.
-// The id exchange is unit-tested (NCCLExchangeTests).
+// The id exchange is unit-tested (NCCLExchangeTests); what has run on GPUs is in docs/GPU.md.
 // Reference: llm.c llmc/zero.cuh (multi_gpu_config_init, ncclAllReduce of grads).
 import Foundation
 #if canImport(Glibc)

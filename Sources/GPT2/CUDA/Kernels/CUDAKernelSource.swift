@@ -33,7 +33,8 @@ public struct CUDAKernelSource: Sendable, Hashable {
     /// Every kernel source, in dependency-free order.
     public static let all: [CUDAKernelSource] = [
         encoderKernels, layerNormKernels, geluKernels, biasKernels, classifierKernels,
-        attentionKernels, attentionTCKernels, adamWKernels, reduceKernels, convertKernels,
+        attentionKernels, attentionTCKernels, adamWKernels, reduceKernels, convertKernels, decodeKernels,
+        samplingKernels,
     ]
 
     /// Shared by every unit: the floatX typedef, fp32 <-> floatX conversion and warp/block

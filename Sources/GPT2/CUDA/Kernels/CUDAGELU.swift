@@ -1,6 +1,7 @@
 // GELU, tanh approximation, on the GPU: gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 // Backward writes dinp = gelu'(inp) * dout (=, may alias dout). fp32 arithmetic on floatX data.
-// Mirrors Kernels/GELU.swift. Reference: llm.c gelu.cuh.
+// Mirrors Kernels/GELU.swift. Reference: llm.c gelu.cuh. In bf16 training the MLP fuses GELU into
+// its matmuls instead (cuBLASLt epilogues, CUDAMatmul.swift); these kernels serve fp32 and the checks.
 // Legend: N = number of elements (B*T*4C).
 
 extension CUDAKernelSource {
@@ -47,4 +48,20 @@ extension CUDAKernelSource {
             for (size_t i = packs * XPACK + first; i < N; i += stride) dinp[i] = tox(geluGrad(tof(inp[i])) * tof(dout[i]));
         }
         """#)
+}
+
+// MARK: - Launchers
+
+extension CUDAKernelLauncher {
+    /// gelu_forward_kernel: out (N) = gelu(inp (N)); out may be inp.
+    func geluForward(out: CUdeviceptr, inp: CUdeviceptr, N: Int) throws {
+        try launch("gelu_forward_kernel", CUDALaunchConfig.elementwise(count: N, multiprocessors: sms),
+                   [.pointer(out), .pointer(inp), .size(N)])
+    }
+
+    /// gelu_backward_kernel: dinp (N) = gelu'(inp) · dout (dinp may be dout itself).
+    func geluBackward(dinp: CUdeviceptr, inp: CUdeviceptr, dout: CUdeviceptr, N: Int) throws {
+        try launch("gelu_backward_kernel", CUDALaunchConfig.elementwise(count: N, multiprocessors: sms),
+                   [.pointer(dinp), .pointer(inp), .pointer(dout), .size(N)])
+    }
 }

@@ -3,7 +3,10 @@
 // pass the master buffer itself). Gradient clipping is folded in as grads * gradScale. Same
 // operation order as gpt2k_adamw (Kernels/AdamW.swift), so fp32 results match the CPU to rounding.
 // Reference: llm.c adamw.cuh (adamw_kernel3).
+// The hyperparameters come from the caller (AdamWDefaults, OptimizerDefaults.swift, for training);
+// the kernel has no constants of its own.
 // Legend: N = number of parameters in the slice.
+import Foundation
 
 extension CUDAKernelSource {
     static let adamWKernels = CUDAKernelSource(
@@ -31,4 +34,23 @@ extension CUDAKernelSource {
             }
         }
         """#)
+}
+
+// MARK: - Launchers
+
+extension CUDAKernelLauncher {
+    /// adamw_kernel: AdamW over N fp32 params (with m, v) from fp32 grads · gradScale; paramsOut (N)
+    /// floatX copy (may be params itself in fp32 mode). Bias corrections in Double on the host, like
+    /// AdamW.update.
+    func adamW(params: CUdeviceptr, paramsOut: CUdeviceptr, grads: CUdeviceptr, m: CUdeviceptr, v: CUdeviceptr, N: Int,
+                      learningRate: Float, beta1: Float, beta2: Float, eps: Float, weightDecay: Float, step: Int,
+                      gradScale: Float = 1) throws {
+        precondition(step >= 1, "AdamW: step must be >= 1 (got \(step))")
+        let bc1 = Float(1 - Foundation.pow(Double(beta1), Double(step)))
+        let bc2 = Float(1 - Foundation.pow(Double(beta2), Double(step)))
+        try launch("adamw_kernel", CUDALaunchConfig.elementwise(count: N, multiprocessors: sms),
+                   [.pointer(params), .pointer(paramsOut), .pointer(grads), .pointer(m), .pointer(v), .size(N),
+                    .float(learningRate), .float(beta1), .float(beta2), .float(eps), .float(weightDecay),
+                    .float(bc1), .float(bc2), .float(gradScale)])
+    }
 }

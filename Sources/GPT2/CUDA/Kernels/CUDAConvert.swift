@@ -20,3 +20,19 @@ extension CUDAKernelSource {
         }
         """#)
 }
+
+// MARK: - Launchers
+
+extension CUDAKernelLauncher {
+    /// float_to_floatx_kernel: out (N) floatX = inp (N) fp32, rounded to nearest even in bf16.
+    func floatToFloatX(out: CUdeviceptr, inp: CUdeviceptr, N: Int) throws {
+        try launch("float_to_floatx_kernel", CUDALaunchConfig.elementwise(count: N, multiprocessors: sms),
+                   [.pointer(out), .pointer(inp), .size(N)])
+    }
+
+    /// floatx_to_float_kernel: out (N) fp32 = inp (N) floatX.
+    func floatXToFloat(out: CUdeviceptr, inp: CUdeviceptr, N: Int) throws {
+        try launch("floatx_to_float_kernel", CUDALaunchConfig.elementwise(count: N, multiprocessors: sms),
+                   [.pointer(out), .pointer(inp), .size(N)])
+    }
+}

@@ -11,7 +11,7 @@
 // of the next product, as FlashAttention-2 does. Inline PTX rather than <mma.h> (nvcuda::wmma):
 // the pip NVRTC wheels ship mma.h without the crt/mma.h it includes, and wmma's accumulator layout
 // is unspecified, which would force the softmax through shared memory.
-// Data movement (second version, for speed): every tile is stored row-major, exactly as in global
+// Data movement: every tile is stored row-major, exactly as in global
 // memory, and the MMA operands come from ldmatrix.x4 (A fragments, and B fragments whose k runs
 // along a tile row: K for S = Q·Kᵀ) or ldmatrix.x4.trans (B fragments whose k runs down the tile:
 // V for O = P·V, K for dQ = dS·K, dO and Q for dV = Pᵀ·dO and dK = dSᵀ·Q), so no tile is ever
@@ -588,4 +588,72 @@ extension CUDAKernelSource {
         #endif
         }
         """#)
+}
+
+// MARK: - Launch sizes
+
+extension CUDALaunchConfig {
+    /// attention_forward_tc_kernel and attention_backward_dq_tc_kernel: a block of 8 warps per
+    /// (128-query tile, b·h); the kernels walk the tiles in reverse (longest first).
+    public static func attentionTCQueryTiles(B: Int, T: Int, NH: Int) -> Launch {
+        let t = CUDAKernelSource.AttentionTCTiling.self
+        return Launch(grid: Dim3(max(1, ceilDiv(T, t.queryRows)), B * NH), block: Dim3(t.queryThreads))
+    }
+
+    /// attention_backward_dkdv_tc_kernel: a block of 4 warps per (64-key tile, b·h).
+    public static func attentionTCKeyTiles(B: Int, T: Int, NH: Int) -> Launch {
+        let t = CUDAKernelSource.AttentionTCTiling.self
+        return Launch(grid: Dim3(max(1, ceilDiv(T, t.rows)), B * NH), block: Dim3(t.threads))
+    }
+
+    /// Whether the tensor-core kernels are real (not trapping stubs) for this build: bf16
+    /// activations, head size 64, and a device of compute capability 8.0 or newer (mma.sync bf16).
+    public static func attentionTCSupported(precision: CUDAPrecision, headSize: Int, deviceArch: Int) -> Bool {
+        precision == .bf16 && headSize == CUDAKernelSource.AttentionTCTiling.headSize && deviceArch >= 80
+    }
+}
+
+// MARK: - Launchers
+
+extension CUDAContext {
+    /// True when attentionForwardTC / attentionBackwardTC may be called on this context.
+    public var attentionTCAvailable: Bool {
+        CUDALaunchConfig.attentionTCSupported(precision: precision, headSize: headSize, deviceArch: device.arch)
+    }
+}
+
+extension CUDAKernelLauncher {
+    /// attention_forward_tc_kernel: out (B,T,C); lse (B,NH,T) fp32; inp (B,T,3C). Same contract as attentionForward.
+    func attentionForwardTC(out: CUdeviceptr, lse: CUdeviceptr, inp: CUdeviceptr, B: Int, T: Int, C: Int, NH: Int) throws {
+        precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
+        precondition(attentionTCAvailable, "tensor-core attention needs bf16, head size 64 and sm_80+")
+        try launch("attention_forward_tc_kernel", CUDALaunchConfig.attentionTCQueryTiles(B: B, T: T, NH: NH),
+                   [.pointer(out), .pointer(lse), .pointer(inp), .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// attention_backward_dq_tc_kernel: the dQ part of dinp (B,T,3C) =, and D (B,NH,T) = rowsum(dout ∘ out).
+    func attentionBackwardDQTC(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, out: CUdeviceptr, lse: CUdeviceptr,
+                               D: CUdeviceptr, B: Int, T: Int, C: Int, NH: Int) throws {
+        try launch("attention_backward_dq_tc_kernel", CUDALaunchConfig.attentionTCQueryTiles(B: B, T: T, NH: NH),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(out), .pointer(lse), .pointer(D),
+                    .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// attention_backward_dkdv_tc_kernel: the dK, dV parts of dinp (B,T,3C) =, reading D.
+    func attentionBackwardDKDVTC(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, lse: CUdeviceptr, D: CUdeviceptr,
+                                 B: Int, T: Int, C: Int, NH: Int) throws {
+        try launch("attention_backward_dkdv_tc_kernel", CUDALaunchConfig.attentionTCKeyTiles(B: B, T: T, NH: NH),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(D), .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// dinp (B,T,3C) =; dout (B,T,C); inp (B,T,3C); out (B,T,C) and lse (B,NH,T) from forward;
+    /// scratch: B·NH·T floats. dQ runs first and writes D = rowsum(dout ∘ out) for every row, which
+    /// dK/dV (after it on the same stream) reads: no preprocess pass. Same contract as attentionBackward.
+    func attentionBackwardTC(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, out: CUdeviceptr, lse: CUdeviceptr,
+                                    B: Int, T: Int, C: Int, NH: Int, scratch: CUdeviceptr) throws {
+        precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
+        precondition(attentionTCAvailable, "tensor-core attention needs bf16, head size 64 and sm_80+")
+        try attentionBackwardDQTC(dinp: dinp, dout: dout, inp: inp, out: out, lse: lse, D: scratch, B: B, T: T, C: C, NH: NH)
+        try attentionBackwardDKDVTC(dinp: dinp, dout: dout, inp: inp, lse: lse, D: scratch, B: B, T: T, C: C, NH: NH)
+    }
 }

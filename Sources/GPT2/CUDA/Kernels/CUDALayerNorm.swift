@@ -209,3 +209,113 @@ extension CUDAKernelSource {
         }
         """#)
 }
+
+// MARK: - Launch sizes
+
+extension CUDALaunchConfig {
+    /// Columns one LayerNorm-backward thread keeps in registers (LN_MAX_COLS in layernorm.cu).
+    public static let layerNormMaxColumnsPerThread = 8
+
+    /// layernorm_forward_kernel / fused_residual_layernorm_forward_kernel: one warp per row, 8 warps per block.
+    public static func layerNormForward(rows N: Int) -> Launch {
+        Launch(grid: Dim3(max(1, ceilDiv(N, 8))), block: Dim3(256))
+    }
+
+    /// layernorm_backward_kernel: a block per chunk of rows; each thread holds at most
+    /// `layerNormMaxColumnsPerThread` columns, so the block has ceil(C/8) threads rounded up to a
+    /// warp (at least 128, at most 1024). Its scratch is grid.x × 2C floats.
+    public static func layerNormBackward(rows N: Int, C: Int, multiprocessors: Int) -> Launch {
+        precondition(C <= 1024 * layerNormMaxColumnsPerThread, "LayerNorm backward supports C <= 8192 (got \(C))")
+        let threads = min(1024, max(128, ceilDiv(ceilDiv(C, layerNormMaxColumnsPerThread), 32) * 32))
+        let blocks = max(1, min(N, max(1, multiprocessors) * 8))
+        return Launch(grid: Dim3(blocks), block: Dim3(threads))
+    }
+
+    /// layernorm_backward_warp_kernel: warps of one row each, 8 per block or fewer so that their
+    /// dynamic shared memory (warps × 2C floats) stays within the default 48 KiB; 4 blocks per SM.
+    /// nil when the kernel does not apply (C not a whole number of 16-byte packs, or C too large).
+    /// Its scratch is grid.x × 2C floats.
+    public static func layerNormBackwardWarp(rows N: Int, C: Int, elementSize: Int, multiprocessors: Int) -> Launch? {
+        let pack = 16 / elementSize
+        let warps = min(8, 49152 / (8 * C))
+        guard C % pack == 0, warps >= 1 else { return nil }
+        let blocks = max(1, min(ceilDiv(N, warps), max(1, multiprocessors) * 4))
+        return Launch(grid: Dim3(blocks), block: Dim3(warps * 32), sharedBytes: warps * 2 * C * 4)
+    }
+}
+
+// MARK: - Launchers
+
+extension CUDAKernelLauncher {
+    /// layernorm_forward_kernel: out (N,C); mean, rstd (N) fp32; inp (N,C); weight, bias (C). N = B·T.
+    func layerNormForward(out: CUdeviceptr, mean: CUdeviceptr, rstd: CUdeviceptr, inp: CUdeviceptr,
+                                 weight: CUdeviceptr, bias: CUdeviceptr, B: Int, T: Int, C: Int) throws {
+        try launch("layernorm_forward_kernel", CUDALaunchConfig.layerNormForward(rows: B * T),
+                   [.pointer(out), .pointer(mean), .pointer(rstd), .pointer(inp), .pointer(weight), .pointer(bias),
+                    .int(B * T), .int(C)])
+    }
+
+    /// fused_residual_layernorm_forward_kernel: residual (N,C) = inp1 + inp2; out = layernorm(residual);
+    /// mean, rstd (N).
+    func fusedResidualLayerNormForward(residual: CUdeviceptr, out: CUdeviceptr, mean: CUdeviceptr, rstd: CUdeviceptr,
+                                              inp1: CUdeviceptr, inp2: CUdeviceptr, weight: CUdeviceptr, bias: CUdeviceptr,
+                                              B: Int, T: Int, C: Int) throws {
+        try launch("fused_residual_layernorm_forward_kernel", CUDALaunchConfig.layerNormForward(rows: B * T),
+                   [.pointer(residual), .pointer(out), .pointer(mean), .pointer(rstd), .pointer(inp1), .pointer(inp2),
+                    .pointer(weight), .pointer(bias), .int(B * T), .int(C)])
+    }
+
+    /// layernorm_backward_kernel (a block per chunk of rows): dinp (N,C) +=; scratch (grid.x, 2C)
+    /// per-block dweight | dbias partials; dout, inp (N,C); weight (C); mean, rstd (N).
+    func layerNormBackwardBlocks(dinp: CUdeviceptr, scratch: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr,
+                                 mean: CUdeviceptr, rstd: CUdeviceptr, N: Int, C: Int, launch l: CUDALaunchConfig.Launch) throws {
+        try launch("layernorm_backward_kernel", l,
+                   [.pointer(dinp), .pointer(scratch), .pointer(dout), .pointer(inp), .pointer(weight),
+                    .pointer(mean), .pointer(rstd), .int(N), .int(C)])
+    }
+
+    /// layernorm_backward_warp_kernel (a warp per row): the same arguments and scratch as
+    /// layerNormBackwardBlocks, with its own launch (CUDALaunchConfig.layerNormBackwardWarp).
+    func layerNormBackwardWarps(dinp: CUdeviceptr, scratch: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, weight: CUdeviceptr,
+                                mean: CUdeviceptr, rstd: CUdeviceptr, N: Int, C: Int, launch l: CUDALaunchConfig.Launch) throws {
+        try launch("layernorm_backward_warp_kernel", l,
+                   [.pointer(dinp), .pointer(scratch), .pointer(dout), .pointer(inp), .pointer(weight),
+                    .pointer(mean), .pointer(rstd), .int(N), .int(C)])
+    }
+}
+
+extension CUDAContext {
+    /// The warp-per-row LayerNorm backward's launch when it applies to these addresses, else nil.
+    func layerNormBackwardWarpLaunch(B: Int, T: Int, C: Int, pointers: [CUdeviceptr] = []) -> CUDALaunchConfig.Launch? {
+        guard pointers.allSatisfy({ $0 % 16 == 0 }) else { return nil }
+        return CUDALaunchConfig.layerNormBackwardWarp(rows: B * T, C: C, elementSize: precision.elementSize, multiprocessors: sms)
+    }
+
+    /// fp32 floats of scratch `layerNormBackward` needs (either kernel).
+    public func layerNormScratchCount(B: Int, T: Int, C: Int) -> Int {
+        let block = Int(CUDALaunchConfig.layerNormBackward(rows: B * T, C: C, multiprocessors: sms).grid.x)
+        let warp = layerNormBackwardWarpLaunch(B: B, T: T, C: C).map { Int($0.grid.x) } ?? 0
+        return max(block, warp) * 2 * C
+    }
+
+    /// dinp (B,T,C) +=; dweight, dbias (C) += fp32; dout, inp (B,T,C); weight (C); mean, rstd (B,T);
+    /// scratch: layerNormScratchCount floats. Warp per row where it applies (GPT2_LN_BACKWARD=block
+    /// forces the block-per-chunk kernel), then the column sums of the partials.
+    public func layerNormBackward(dinp: CUdeviceptr, dweight: CUdeviceptr, dbias: CUdeviceptr, dout: CUdeviceptr,
+                                  inp: CUdeviceptr, weight: CUdeviceptr, mean: CUdeviceptr, rstd: CUdeviceptr,
+                                  B: Int, T: Int, C: Int, scratch: CUdeviceptr) throws {
+        let l: CUDALaunchConfig.Launch
+        if !useBlockLayerNormBackward, let warp = layerNormBackwardWarpLaunch(B: B, T: T, C: C, pointers: [dinp, dout, inp, weight]) {
+            l = warp
+            try layerNormBackwardWarps(dinp: dinp, scratch: scratch, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd,
+                                       N: B * T, C: C, launch: l)
+        } else {
+            l = CUDALaunchConfig.layerNormBackward(rows: B * T, C: C, multiprocessors: sms)
+            try layerNormBackwardBlocks(dinp: dinp, scratch: scratch, dout: dout, inp: inp, weight: weight, mean: mean, rstd: rstd,
+                                        N: B * T, C: C, launch: l)
+        }
+        let rows = Int(l.grid.x)
+        try columnSum(out: dweight, partials: scratch, rows: rows, cols: C, ld: 2 * C)
+        try columnSum(out: dbias, partials: scratch + CUdeviceptr(C * 4), rows: rows, cols: C, ld: 2 * C)
+    }
+}

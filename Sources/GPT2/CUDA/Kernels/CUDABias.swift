@@ -60,3 +60,45 @@ extension CUDAKernelSource {
         }
         """#)
 }
+
+// MARK: - Launch sizes
+
+extension CUDALaunchConfig {
+    /// bias_backward_partial_kernel: block (32, 16), each thread over 16 bytes of columns
+    /// (`16 / elementSize` of them), so a block covers 32 · that many columns; grid.y row chunks,
+    /// about 2 blocks per SM in all (the chunks' partial rows are then added by column_sum_kernel,
+    /// so fewer, longer chunks keep that cheap). Its scratch is grid.y × OC floats.
+    public static func biasBackward(rows N: Int, OC: Int, elementSize: Int, multiprocessors: Int) -> Launch {
+        let columnBlocks = ceilDiv(OC, 32 * (16 / elementSize))
+        let wanted = ceilDiv(max(1, multiprocessors) * 2, columnBlocks)
+        let chunks = max(1, min(min(ceilDiv(N, 64), wanted), 1024))
+        return Launch(grid: Dim3(columnBlocks, chunks), block: Dim3(32, 16))
+    }
+}
+
+// MARK: - Launchers
+
+extension CUDAKernelLauncher {
+    /// add_bias_kernel: out (N,OC) += bias (OC).
+    func addBias(out: CUdeviceptr, bias: CUdeviceptr, N: Int, OC: Int) throws {
+        try launch("add_bias_kernel", CUDALaunchConfig.elementwise(count: N * OC, multiprocessors: sms),
+                   [.pointer(out), .pointer(bias), .int(N), .int(OC)])
+    }
+
+    /// bias_backward_partial_kernel: partial (grid.y, OC) = column sums of dout (N,OC) per row chunk.
+    func biasBackwardPartial(partial: CUdeviceptr, dout: CUdeviceptr, N: Int, OC: Int, launch l: CUDALaunchConfig.Launch) throws {
+        try launch("bias_backward_partial_kernel", l, [.pointer(partial), .pointer(dout), .int(N), .int(OC)])
+    }
+
+    /// fp32 floats of scratch `biasBackward` needs.
+    func biasScratchCount(B: Int, T: Int, OC: Int) -> Int {
+        Int(CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, elementSize: precision.elementSize, multiprocessors: sms).grid.y) * OC
+    }
+
+    /// dbias (OC) += Σ_rows dout (B,T,OC), deterministic: partial sums per row chunk, then their column sum.
+    func biasBackward(dbias: CUdeviceptr, dout: CUdeviceptr, B: Int, T: Int, OC: Int, scratch: CUdeviceptr) throws {
+        let l = CUDALaunchConfig.biasBackward(rows: B * T, OC: OC, elementSize: precision.elementSize, multiprocessors: sms)
+        try biasBackwardPartial(partial: scratch, dout: dout, N: B * T, OC: OC, launch: l)
+        try columnSum(out: dbias, partials: scratch, rows: Int(l.grid.y), cols: OC, ld: OC)
+    }
+}

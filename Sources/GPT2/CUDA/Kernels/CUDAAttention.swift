@@ -242,3 +242,65 @@ extension CUDAKernelSource {
         }
         """#)
 }
+
+// MARK: - Launch sizes
+
+extension CUDALaunchConfig {
+    /// One warp per row, 8 rows per block (attention_backward_preprocess_kernel).
+    public static func warpPerRow(rows N: Int) -> Launch {
+        Launch(grid: Dim3(max(1, ceilDiv(N, 8))), block: Dim3(256))
+    }
+
+    /// attention_forward_kernel and attention_backward_dq_kernel: a block per (query tile, b·h).
+    public static func attentionQueryTiles(B: Int, T: Int, NH: Int) -> Launch {
+        let t = CUDAKernelSource.AttentionTiling.self
+        return Launch(grid: Dim3(ceilDiv(T, t.queryRows), B * NH), block: Dim3(t.queryRows * t.threadsPerRow))
+    }
+
+    /// attention_backward_dkdv_kernel: a block per (key tile, b·h).
+    public static func attentionKeyTiles(B: Int, T: Int, NH: Int) -> Launch {
+        let t = CUDAKernelSource.AttentionTiling.self
+        return Launch(grid: Dim3(ceilDiv(T, t.keyRows), B * NH), block: Dim3(t.keyRows * t.threadsPerRow))
+    }
+}
+
+// MARK: - Launchers
+
+extension CUDAKernelLauncher {
+    /// attention_forward_kernel: out (B,T,C); lse (B,NH,T) fp32; inp (B,T,3C).
+    func attentionForward(out: CUdeviceptr, lse: CUdeviceptr, inp: CUdeviceptr, B: Int, T: Int, C: Int, NH: Int) throws {
+        precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
+        try launch("attention_forward_kernel", CUDALaunchConfig.attentionQueryTiles(B: B, T: T, NH: NH),
+                   [.pointer(out), .pointer(lse), .pointer(inp), .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// attention_backward_preprocess_kernel: D (B,NH,T) fp32 = rowsum(dout ∘ out) per head row.
+    func attentionBackwardPreprocess(D: CUdeviceptr, dout: CUdeviceptr, out: CUdeviceptr, B: Int, T: Int, C: Int, NH: Int) throws {
+        try launch("attention_backward_preprocess_kernel", CUDALaunchConfig.warpPerRow(rows: B * NH * T),
+                   [.pointer(D), .pointer(dout), .pointer(out), .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// attention_backward_dkdv_kernel: the dK, dV parts of dinp (B,T,3C) =, per key tile.
+    func attentionBackwardDKDV(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, lse: CUdeviceptr, D: CUdeviceptr,
+                               B: Int, T: Int, C: Int, NH: Int) throws {
+        try launch("attention_backward_dkdv_kernel", CUDALaunchConfig.attentionKeyTiles(B: B, T: T, NH: NH),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(D), .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// attention_backward_dq_kernel: the dQ part of dinp (B,T,3C) =, per query tile.
+    func attentionBackwardDQ(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, lse: CUdeviceptr, D: CUdeviceptr,
+                             B: Int, T: Int, C: Int, NH: Int) throws {
+        try launch("attention_backward_dq_kernel", CUDALaunchConfig.attentionQueryTiles(B: B, T: T, NH: NH),
+                   [.pointer(dinp), .pointer(dout), .pointer(inp), .pointer(lse), .pointer(D), .int(B), .int(T), .int(C), .int(NH)])
+    }
+
+    /// dinp (B,T,3C) =; dout (B,T,C); inp (B,T,3C); out (B,T,C) and lse (B,NH,T) from forward;
+    /// scratch: B·NH·T floats (D = rowsum(dout ∘ out)).
+    func attentionBackward(dinp: CUdeviceptr, dout: CUdeviceptr, inp: CUdeviceptr, out: CUdeviceptr, lse: CUdeviceptr,
+                                  B: Int, T: Int, C: Int, NH: Int, scratch: CUdeviceptr) throws {
+        precondition(C / NH == headSize, "attention compiled for head size \(headSize), model has \(C / NH)")
+        try attentionBackwardPreprocess(D: scratch, dout: dout, out: out, B: B, T: T, C: C, NH: NH)
+        try attentionBackwardDKDV(dinp: dinp, dout: dout, inp: inp, lse: lse, D: scratch, B: B, T: T, C: C, NH: NH)
+        try attentionBackwardDQ(dinp: dinp, dout: dout, inp: inp, lse: lse, D: scratch, B: B, T: T, C: C, NH: NH)
+    }
+}

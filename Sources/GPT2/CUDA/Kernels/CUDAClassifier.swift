@@ -99,3 +99,73 @@ extension CUDAKernelSource {
         }
         """#)
 }
+
+// MARK: - Launch sizes
+
+extension CUDALaunchConfig {
+    /// classifier_chunk_forward_kernel: one block per row.
+    public static func classifierRows(N: Int) -> Launch {
+        Launch(grid: Dim3(max(1, N)), block: Dim3(256))
+    }
+
+    /// Columns of the LM-head logits chunk: a multiple of 128 (cuBLASLt alignment) of at most
+    /// `maxChunk`, and no more than Vp needs.
+    public static func vocabChunk(Vp: Int, maxChunk: Int = 8192) -> Int {
+        min(ceilDiv(Vp, 128) * 128, max(128, maxChunk / 128 * 128))
+    }
+}
+
+// MARK: - Launchers
+
+extension CUDAContext {
+    /// Scratch of the chunked classifier: (runMax, runSum, targetLogit) fp32 (N rows each).
+    public struct ClassifierScratch {
+        public let runMax: CUdeviceptr, runSum: CUdeviceptr, targetLogit: CUdeviceptr
+        /// The allocations behind the addresses (empty for a view).
+        let buffers: [CUDABuffer]
+
+        /// Allocates the scratch of `rows` rows on `context`.
+        public init(context: CUDAContext, rows: Int) throws {
+            let b = try (0..<3).map { _ in try context.allocateF(rows) }
+            (runMax, runSum, targetLogit, buffers) = (b[0].pointer, b[1].pointer, b[2].pointer, b)
+        }
+
+        /// A view of existing device memory.
+        init(runMax: CUdeviceptr, runSum: CUdeviceptr, targetLogit: CUdeviceptr) {
+            (self.runMax, self.runSum, self.targetLogit, buffers) = (runMax, runSum, targetLogit, [])
+        }
+    }
+}
+
+extension CUDAKernelLauncher {
+    /// classifier_init_kernel: the running softmax of N rows before the first chunk.
+    func classifierInit(_ s: CUDAContext.ClassifierScratch, N: Int) throws {
+        try launch("classifier_init_kernel", CUDALaunchConfig.cover(count: N),
+                   [.pointer(s.runMax), .pointer(s.runSum), .pointer(s.targetLogit), .int(N)])
+    }
+
+    /// classifier_chunk_forward_kernel: folds the logits chunk (N, Vc) = vocab columns v0 ..< v0+Vc
+    /// into the running softmax (targets (N) int32, or nil).
+    func classifierChunkForward(_ s: CUDAContext.ClassifierScratch, logits: CUdeviceptr, targets: CUdeviceptr?,
+                                       N: Int, Vc: Int, v0: Int, V: Int) throws {
+        guard v0 < V else { return }   // only padding in this chunk
+        try launch("classifier_chunk_forward_kernel", CUDALaunchConfig.classifierRows(N: N),
+                   [.pointer(s.runMax), .pointer(s.runSum), .pointer(s.targetLogit),
+                    .pointer(logits), .pointer(targets ?? 0), .int(N), .int(Vc), .int(v0), .int(V)])
+    }
+
+    /// classifier_finalize_kernel: losses (N) (0 to skip), lse (N) from the running softmax.
+    func classifierFinalize(_ s: CUDAContext.ClassifierScratch, losses: CUdeviceptr, lse: CUdeviceptr, N: Int) throws {
+        try launch("classifier_finalize_kernel", CUDALaunchConfig.cover(count: N),
+                   [.pointer(losses), .pointer(lse), .pointer(s.runMax), .pointer(s.runSum),
+                    .pointer(s.targetLogit), .int(N)])
+    }
+
+    /// classifier_chunk_backward_kernel: in place, the logits chunk (N, Vc) becomes
+    /// dlogits = (softmax − onehot)·dloss.
+    func classifierChunkBackward(logits: CUdeviceptr, lse: CUdeviceptr, targets: CUdeviceptr, dloss: Float,
+                                        N: Int, Vc: Int, v0: Int, V: Int) throws {
+        try launch("classifier_chunk_backward_kernel", CUDALaunchConfig.classifierRows(N: N),
+                   [.pointer(logits), .pointer(lse), .pointer(targets), .float(dloss), .int(N), .int(Vc), .int(v0), .int(V)])
+    }
+}
