@@ -347,7 +347,11 @@ public func evaluateHellaSwag(engine: any InferenceEngine, examples: [HellaSwagE
     precondition(worldSize >= 1 && rank >= 0 && rank < worldSize, "evaluateHellaSwag: rank \(rank) of \(worldSize)")
     let maxSeqLen = engine.config.maxSeqLen
     let maxTokensPerForward = maxTokensPerForward ?? engine.preferredTokensPerCall
+    // This rank's examples, shortest first: examples packed into one call then have similar
+    // lengths, so little of each call is padding. Predictions are returned in example order.
     let mine = stride(from: rank, to: examples.count, by: worldSize).map { examples[$0] }
+        .map { ($0, $0.context.count + ($0.endings.map(\.count).max() ?? 0)) }
+        .enumerated().sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element.0)
     var result = HellaSwagResult()
     var inputs: [Int32] = [], targets: [Int32] = []
     var start = 0
@@ -397,5 +401,6 @@ public func evaluateHellaSwag(engine: any InferenceEngine, examples: [HellaSwagE
         start = end
         progress?(result)
     }
+    result.predictions.sort { $0.index < $1.index }
     return result
 }
