@@ -45,8 +45,18 @@ struct ProcessGroup {
         // no NCCL but MPI: gradients go through host memory and MPI_Allreduce (slow, but works)
         if mpi != nil && context.report.library(.nccl)?.isLoaded != true { return }
         let exchange = try NCCLIdExchange.choose(environment: environment, hostReducer: mpi)
-        nccl = try NCCLReducer(context: context, rank: launch.rank, worldSize: launch.worldSize, exchange: exchange,
-                               timeout: NCCLIdExchange.timeout(environment: environment))
+        let reducer = try NCCLReducer(context: context, rank: launch.rank, worldSize: launch.worldSize, exchange: exchange,
+                                      timeout: NCCLIdExchange.timeout(environment: environment))
+        if let seconds = CollectiveWatchdog.timeout(environment: environment) {
+            let (rank, size) = (launch.rank, launch.worldSize)
+            reducer.watchdog = CollectiveWatchdog(timeout: seconds) { [weak reducer] expired in
+                let line = "error (rank \(rank) of \(size)): \(expired); stopping (resume from the newest checkpoint with --resume)\n"
+                FileHandle.standardError.write(Data(line.utf8))
+                reducer?.abort()   // frees the other ranks' NCCL calls too
+                _exit(1)
+            }
+        }
+        nccl = reducer
     }
 
     /// Runs `body`, then finalizes MPI. When `body` throws in a multi-process run, prints the error

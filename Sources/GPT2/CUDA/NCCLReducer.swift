@@ -212,7 +212,8 @@ public enum NCCLIdExchange {
 }
 
 /// NCCL all-reduce over one GPU per process. Create it on every rank after the CUDA context.
-public final class NCCLReducer: DeviceGradientReducer {
+/// `@unchecked Sendable`: one thread drives it; only `abort()` may come from the watchdog thread.
+public final class NCCLReducer: DeviceGradientReducer, @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
     /// The NCCL library in use (for the start-up banner).
@@ -223,6 +224,14 @@ public final class NCCLReducer: DeviceGradientReducer {
     /// Device staging for host values (losses, counts): 64 KiB.
     private let staging: CUDABuffer
     private let stagingBytes = 1 << 16
+    /// A deadline on each collective (a lost node would otherwise hang every rank); its handler
+    /// may call `abort()` from the watchdog's thread (ncclCommAbort is safe there).
+    public var watchdog: CollectiveWatchdog?
+
+    private func watched<R>(_ operation: @autoclosure () -> String, _ body: () throws -> R) rethrows -> R {
+        guard let watchdog else { return try body() }
+        return try watchdog.watch(operation(), body)
+    }
 
     /// Builds the communicator: rank 0 makes the id, `exchange` shares it, every rank joins.
     public init(context: CUDAContext, rank: Int, worldSize: Int, exchange: NCCLIdExchange, timeout: Double = 300) throws {
@@ -250,8 +259,10 @@ public final class NCCLReducer: DeviceGradientReducer {
 
     public func sumInPlace(device values: CUdeviceptr, count: Int, context: CUDAContext) throws {
         precondition(context === self.context, "NCCLReducer: buffer from another CUDA context")
-        try nccl.allReduceSum(values, count: count, dataType: NCCL.float32, comm: comm, stream: context.stream)
-        try context.synchronize()
+        try watched("ncclAllReduce of \(count) values") {
+            try nccl.allReduceSum(values, count: count, dataType: NCCL.float32, comm: comm, stream: context.stream)
+            try context.synchronize()
+        }
     }
 
     /// Host floats: staged through the device, summed, then divided by worldSize on the host.
@@ -271,8 +282,10 @@ public final class NCCLReducer: DeviceGradientReducer {
         while done < count {
             let n = min(per, count - done)
             try context.upload(staging.pointer, p + done * elementSize, bytes: n * elementSize)
-            try nccl.allReduceSum(staging.pointer, count: n, dataType: dataType, comm: comm, stream: context.stream)
-            try context.download(p + done * elementSize, staging.pointer, bytes: n * elementSize)
+            try watched("ncclAllReduce of \(n) host values") {
+                try nccl.allReduceSum(staging.pointer, count: n, dataType: dataType, comm: comm, stream: context.stream)
+                try context.download(p + done * elementSize, staging.pointer, bytes: n * elementSize)
+            }
             done += n
         }
     }
