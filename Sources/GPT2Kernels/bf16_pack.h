@@ -26,8 +26,10 @@ typedef struct {
 int gpt2k_gemm_amx_bf16(const bf16_operand *A, const bf16_operand *B, int M, int N, int K, float alpha,
                         float *C, int ldc);
 
-/// Thread-local scratch that only grows: no allocation (or page fault) per call once warm.
-uint32_t *gpt2k_bf16_scratch(size_t words);
+/// Packing space of at least `words` words from a process-wide free list (no allocation or page
+/// fault per call once warm); give it back with its capacity when done.
+uint32_t *gpt2k_bf16_scratch_take(size_t words, size_t *capacity);
+void gpt2k_bf16_scratch_give(uint32_t *p, size_t capacity);
 
 /// Rows x0..x0+15 (x >= nx reads 0) of 16 pairs starting at k0 (k >= kend reads 0), x-major:
 /// r[x] holds the 16 pair words of row x.

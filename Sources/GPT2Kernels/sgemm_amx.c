@@ -68,7 +68,8 @@ AMX_TARGET int gpt2k_gemm_amx_bf16(const bf16_operand *A, const bf16_operand *B,
                                    float *C, int ldc) {
     int npmax = AKC / 2;
     size_t bwords = (size_t)npmax * ANC, awords = (size_t)npmax * AMC;
-    uint32_t *buf = gpt2k_bf16_scratch(bwords + awords);
+    size_t cap;
+    uint32_t *buf = gpt2k_bf16_scratch_take(bwords + awords, &cap);
     if (!buf) abort();   // out of memory for about 1.5 MB of packing space
     uint32_t *Bp = buf, *Ap = buf + bwords;
     float acc[32 * 32] __attribute__((aligned(64)));
@@ -119,6 +120,7 @@ AMX_TARGET int gpt2k_gemm_amx_bf16(const bf16_operand *A, const bf16_operand *B,
         }
     }
     _tile_release();   // back to the init state: smaller context switches for this thread
+    gpt2k_bf16_scratch_give(buf, cap);
     return 0;
 }
 #endif

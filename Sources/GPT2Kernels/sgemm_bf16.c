@@ -119,20 +119,56 @@ void gpt2k_cpu_brand(char out[49]) {
 
 // MARK: - Scratch
 
-#if defined(__x86_64__) && defined(__clang__)
-static __thread uint32_t *scratch_words;
-static __thread size_t scratch_capacity;
+#include <pthread.h>
 
-uint32_t *gpt2k_bf16_scratch(size_t words) {
-    if (words > scratch_capacity) {
-        free(scratch_words);
-        size_t cap = words + words / 4;
-        scratch_words = aligned_alloc(64, (cap * 4 + 63) / 64 * 64);
-        scratch_capacity = scratch_words ? cap : 0;
-        if (scratch_words) memset(scratch_words, 0, cap * 4);   // fault the pages in once, here
+// Packing buffers are kept in a small process-wide free list rather than per thread: pool threads
+// come and go (GCD retires idle workers), and a buffer per thread would leak or be faulted in
+// again for every new thread (sgemm.c's fp32 kernels allocated per call: over 1000 page faults per
+// GPT-2 124M step). A call takes one buffer and gives it back; an uncontended lock costs ~20 ns.
+#define SCRATCH_SLOTS 64
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t *scratch_free[SCRATCH_SLOTS];
+static size_t scratch_free_cap[SCRATCH_SLOTS];
+static int scratch_free_count;
+
+static uint32_t *scratch_take(size_t words, size_t *capacity) {
+    uint32_t *p = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&scratch_lock);
+    if (scratch_free_count > 0) {
+        scratch_free_count--;
+        p = scratch_free[scratch_free_count];
+        cap = scratch_free_cap[scratch_free_count];
     }
-    return scratch_words;
+    pthread_mutex_unlock(&scratch_lock);
+    if (p && cap < words) { free(p); p = NULL; }
+    if (!p) {
+        cap = words;
+        p = aligned_alloc(64, (cap * 4 + 63) / 64 * 64);
+        if (p) memset(p, 0, cap * 4);   // fault the pages in once, here
+    }
+    *capacity = cap;
+    return p;
 }
+
+static void scratch_give(uint32_t *p, size_t capacity) {
+    pthread_mutex_lock(&scratch_lock);
+    if (scratch_free_count < SCRATCH_SLOTS) {
+        scratch_free[scratch_free_count] = p;
+        scratch_free_cap[scratch_free_count] = capacity;
+        scratch_free_count++;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&scratch_lock);
+    free(p);
+}
+
+float *gpt2k_pack_buffer_take(size_t floats, size_t *capacity) { return (float *)scratch_take(floats, capacity); }
+void gpt2k_pack_buffer_give(float *p, size_t capacity) { scratch_give((uint32_t *)p, capacity); }
+
+#if defined(__x86_64__) && defined(__clang__)
+uint32_t *gpt2k_bf16_scratch_take(size_t words, size_t *capacity) { return scratch_take(words, capacity); }
+void gpt2k_bf16_scratch_give(uint32_t *p, size_t capacity) { scratch_give(p, capacity); }
 
 /// C (M,N) *= beta (beta == 0 overwrites, so NaNs in uninitialised C do not propagate).
 static void scale_c(float *C, int ldc, int M, int N, float beta) {
@@ -186,8 +222,9 @@ BF16_TARGET static void gemm_avx512bf16(const bf16_operand *A, const bf16_operan
     int npmax = (KC / 2 + 15) / 16 * 16;
     size_t bwords = (size_t)npmax * ((NC + NR - 1) / NR) * NR;
     size_t awords = (size_t)npmax * MC;
-    uint32_t *buf = gpt2k_bf16_scratch(bwords + awords);
-    if (!buf) abort();   // out of memory for a few hundred KB of packing space
+    size_t cap;
+    uint32_t *buf = gpt2k_bf16_scratch_take(bwords + awords, &cap);
+    if (!buf) abort();   // out of memory for about 1 MB of packing space
     uint32_t *Bp = buf, *Ap = buf + bwords;
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
@@ -210,6 +247,7 @@ BF16_TARGET static void gemm_avx512bf16(const bf16_operand *A, const bf16_operan
             }
         }
     }
+    gpt2k_bf16_scratch_give(buf, cap);
 }
 
 #endif

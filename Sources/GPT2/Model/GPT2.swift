@@ -52,6 +52,16 @@ public final class GPT2: @unchecked Sendable {
     /// sampled fingerprint); edits of a few values need it. No effect in fp32.
     public func parametersDidChange() { bf16Weights?.invalidate() }
 
+    /// `Matmul.forward`'s `bf16:` argument for weight `name` (the given layer's slice for per-layer
+    /// tensors) under this model's `precision`: nil in fp32. Makes the bf16 copy fresh first, so
+    /// other engines over this model (e.g. the generator's prompt pass) can run bf16 matmuls.
+    public func bf16MatmulWeight(_ name: ParameterName, layer: Int? = nil) -> Matmul.BF16Weight? {
+        bf16(freshBF16Weights(), name, layer: layer)
+    }
+
+    /// The bf16 weight copy as it stands (for the selftest and tests).
+    var bf16WeightCopyForTesting: BF16WeightCopy? { bf16Weights }
+
     /// The bf16 copy, fresh, when `precision` is bf16 (nil in fp32).
     private func freshBF16Weights() -> BF16WeightCopy? {
         guard precision.isBF16 else { return nil }
