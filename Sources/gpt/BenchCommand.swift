@@ -91,8 +91,10 @@ struct BenchTrain: ParsableCommand {
         }
         var times: [Double] = []
         var usage = StepUsage()
+        var waits: [Double] = []
         for step in 0...steps {
             if step == 1 { usage = StepUsage() }   // count the timed steps only
+            let s0 = SchedStat.read()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let loss = try engine.forward(inputs: inputs, targets: targets, B: batch, T: seq)
             try engine.zeroGrad()
@@ -101,11 +103,22 @@ struct BenchTrain: ParsableCommand {
             try engine.update(learningRate: 1e-4, weightDecay: 0.1, step: step + 1)   // CUDA: synchronises
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if step > 0 { times.append(dt) }
-            print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
+            if let s0, let s1 = SchedStat.read() {
+                // CPU time of all our threads, and their time runnable but waiting for a CPU
+                let cpu = (s1.cpu - s0.cpu) / 1e6, wait = (s1.wait - s0.wait) / 1e6
+                if step > 0 { waits.append(wait / 1000) }
+                print(String(format: "step %d loss %.4f %.1f ms (threads: cpu %.0f ms, waiting for a CPU %.0f ms)", step, loss, dt * 1000, cpu, wait))
+            } else {
+                print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
+            }
         }
         let mean = times.reduce(0, +) / Double(max(1, times.count))
         let spread = StepSpread(times)
         print(spread.description)
+        if waits.count == times.count, !waits.isEmpty {
+            print(String(format: "run-queue wait of our threads per step: median %.1f ms, max %.1f ms (another process held the CPU)",
+                         StepSpread(waits).median * 1000, StepSpread(waits).max * 1000))
+        }
         if context == nil { print(usage.perStep(steps)) }
         if let context, profile {
             // one more step with every launch and matmul timed on its own (synchronised)
@@ -174,6 +187,25 @@ struct StepSpread: CustomStringConvertible {
         String(format: "step time: median %.1f ms, min-max %.1f-%.1f ms (%+.0f%%/%+.0f%% of median), IQR %.1f-%.1f ms (%.1f%% of median)",
                median * 1000, min * 1000, max * 1000, (min / median - 1) * 100, (max / median - 1) * 100,
                q1 * 1000, q3 * 1000, (q3 - q1) / median * 100)
+    }
+}
+
+/// Sum over this process's threads of /proc/<pid>/task/<tid>/schedstat (Linux): nanoseconds on a
+/// CPU and nanoseconds runnable but waiting in a run queue.
+struct SchedStat {
+    let cpu: Double, wait: Double
+
+    static func read() -> SchedStat? {
+        guard let tids = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        var cpu = 0.0, wait = 0.0
+        for t in tids {
+            guard let s = try? String(contentsOfFile: "/proc/self/task/\(t)/schedstat", encoding: .utf8) else { continue }
+            let f = s.split(separator: " ")
+            guard f.count >= 2, let c = Double(f[0]), let w = Double(f[1]) else { continue }
+            cpu += c
+            wait += w
+        }
+        return SchedStat(cpu: cpu, wait: wait)
     }
 }
 

@@ -24,7 +24,10 @@ public enum Matmul {
     /// Number of blocks worth splitting `flops` of work into.
     @inline(__always)
     static func parts(flops: Int, bf16: Bool = false) -> Int {
-        flops < 1 << 18 || (BLAS.threads > 1 && !bf16) ? 1 : Parallel.threadCount
+        if flops < 1 << 18 || (BLAS.threads > 1 && !bf16) || Parallel.threadCount == 1 { return 1 }
+        // two blocks per thread for big products: blocks are claimed dynamically, so a thread
+        // that loses its CPU for a while leaves its second block to the others
+        return flops >= 1 << 26 ? 2 * Parallel.threadCount : Parallel.threadCount
     }
 
     /// One block of `C = op(A) · op(B) + beta · C`: SGEMM, or bf16 with `w16` the bf16 copy of the

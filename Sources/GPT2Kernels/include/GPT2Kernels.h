@@ -122,3 +122,11 @@ void gpt2k_f32_to_bf16(uint16_t *out, const float *x, size_t n);
 void gpt2k_adamw_bf16(float *params, const float *grads, float *m, float *v, size_t n, float lr,
                       float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2,
                       float grad_scale, uint16_t *params_bf16);
+
+// MARK: - Fork-join pool (pool.c)
+typedef void (*gpt2k_pool_fn)(void *ctx, long i);
+/// Runs fn(ctx, i) for i in [0, n) on the calling thread and up to threads - 1 pool workers
+/// (started on first use), claiming iterations dynamically; returns when all have finished.
+/// Returns -1 without running anything when the pool is already running a job (nested or
+/// concurrent use) or threads < 2: the caller runs the iterations another way.
+int gpt2k_pool_run(int threads, long n, gpt2k_pool_fn fn, void *ctx);
