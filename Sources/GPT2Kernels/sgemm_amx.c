@@ -10,7 +10,14 @@
 #include "bf16_pack.h"
 
 #if defined(__x86_64__) && defined(__clang__)
+#if defined(GPT2K_AMX_EMULATE)
+// Tests/native/amx_emulation.c compiles this file with the tile instructions emulated in C (the
+// SDM's pseudo-code), to check the packing and tiling on CPUs without AMX.
+#include "amx_emulate.h"
+#define AMX_TARGET BF16_TARGET
+#else
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#endif
 
 /// LDTILECFG's 64-byte operand (palette 1).
 typedef struct {

@@ -184,4 +184,25 @@ final class BF16GEMMTests: XCTestCase {
         fresh.precision = path
         XCTAssertEqual(low.forward(inputs: x, targets: y, B: B, T: T), fresh.forward(inputs: x, targets: y, B: B, T: T))
     }
+
+    /// The AMX kernel's packing and tiling, with the tile instructions emulated in C from the SDM
+    /// (Tests/native/amx_emulation.c): the only check of that code on CPUs without AMX.
+    func testAMXKernelUnderEmulation() throws {
+        guard CPUFeatures.current.canRunAVX512BF16 else { throw XCTSkip("the AMX packers need AVX512-BF16") }
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
+        guard let clang = path.map({ "\($0)/clang" }).first(where: FileManager.default.isExecutableFile(atPath:)) else {
+            throw XCTSkip("no clang in PATH")
+        }
+        let root = TestPaths.root.path
+        let exe = FileManager.default.temporaryDirectory.appendingPathComponent("amx-emulation-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: exe) }
+        let build = try runProcess(clang, ["-O1", "-DGPT2K_AMX_EMULATE", "-I\(root)/Sources/GPT2Kernels/include",
+                                           "-I\(root)/Sources/GPT2Kernels", "-I\(root)/Tests/native",
+                                           "\(root)/Tests/native/amx_emulation.c", "\(root)/Sources/GPT2Kernels/sgemm_amx.c",
+                                           "\(root)/Sources/GPT2Kernels/sgemm_bf16.c", "-lm", "-lpthread", "-o", exe])
+        XCTAssertEqual(build.status, 0, build.stderr)
+        let run = try runProcess(exe, [])
+        XCTAssertEqual(run.status, 0, run.text)
+        XCTAssertTrue(run.text.contains("96 passed, 0 failed"), run.text)
+    }
 }
