@@ -91,7 +91,7 @@ struct BenchTrain: ParsableCommand {
         }
         var times: [Double] = []
         var usage = StepUsage()
-        var waits: [Double] = []
+        var waits: [Double] = [], cpus: [Double] = []
         for step in 0...steps {
             if step == 1 { usage = StepUsage() }   // count the timed steps only
             let s0 = SchedStat.read()
@@ -106,7 +106,7 @@ struct BenchTrain: ParsableCommand {
             if let s0, let s1 = SchedStat.read() {
                 // CPU time of all our threads, and their time runnable but waiting for a CPU
                 let cpu = (s1.cpu - s0.cpu) / 1e6, wait = (s1.wait - s0.wait) / 1e6
-                if step > 0 { waits.append(wait / 1000) }
+                if step > 0 { waits.append(wait / 1000); cpus.append(cpu / 1000) }
                 print(String(format: "step %d loss %.4f %.1f ms (threads: cpu %.0f ms, waiting for a CPU %.0f ms)", step, loss, dt * 1000, cpu, wait))
             } else {
                 print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
@@ -115,9 +115,12 @@ struct BenchTrain: ParsableCommand {
         let mean = times.reduce(0, +) / Double(max(1, times.count))
         let spread = StepSpread(times)
         print(spread.description)
-        if waits.count == times.count, !waits.isEmpty {
-            print(String(format: "run-queue wait of our threads per step: median %.1f ms, max %.1f ms (another process held the CPU)",
-                         StepSpread(waits).median * 1000, StepSpread(waits).max * 1000))
+        if waits.count == times.count, times.count >= 2 {
+            // Separates our own variance (CPU time of the work) from time lost to other processes.
+            let c = StepSpread(cpus)
+            print(String(format: "CPU time of our threads per step: median %.1f ms, IQR %.1f%% of median; run-queue wait: median %.1f ms, max %.1f ms; corr(step time, wait) %.2f",
+                         c.median * 1000, (c.q3 - c.q1) / c.median * 100, StepSpread(waits).median * 1000,
+                         StepSpread(waits).max * 1000, correlation(times, waits)))
         }
         if context == nil { print(usage.perStep(steps)) }
         if let context, profile {
@@ -167,6 +170,14 @@ func resolveCPUPrecision(_ p: BenchPrecision?) throws -> CPUPrecisionChoice {
     } catch let e as CPUPrecisionError {
         throw CLIError(e.localizedDescription)
     }
+}
+
+/// Pearson correlation of two equally long series (NaN when either is constant).
+func correlation(_ x: [Double], _ y: [Double]) -> Double {
+    let n = Double(x.count), mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
+    var sxy = 0.0, sxx = 0.0, syy = 0.0
+    for i in 0..<x.count { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my) }
+    return sxy / (sxx * syy).squareRoot()
 }
 
 /// Median, min–max and interquartile range of step times.
