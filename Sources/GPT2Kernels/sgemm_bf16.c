@@ -254,6 +254,7 @@ BF16_TARGET static void gemm_avx512bf16(const bf16_operand *A, const bf16_operan
 
 // MARK: - Entry point
 
+#if defined(__x86_64__) && defined(__clang__)
 /// Whether `kernel` can run here (probed once; the AMX permission request happens then).
 static int kernel_usable(int kernel) {
     static int state[3];   // 0 unknown, 1 usable, -1 not
@@ -268,6 +269,7 @@ static int kernel_usable(int kernel) {
     }
     return s == 1;
 }
+#endif
 
 int gpt2k_gemm_bf16(int kernel, int transA, int transB, int M, int N, int K, float alpha,
                     const void *A, int a_bf16, int lda, const void *B, int b_bf16, int ldb,
