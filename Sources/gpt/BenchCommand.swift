@@ -276,6 +276,11 @@ struct BenchGenerate: ParsableCommand {
         gpt.precision = choice.path
         print("model: \(describe(c)); prompt \(promptTokens) tokens, \(maxTokens) new; threads \(Parallel.threadCount)")
         print(choice.description)
+        if choice.path.isBF16 {
+            // The generator reads the model's bf16 weights through GPT2.bf16MatmulWeight once it
+            // passes them to its matmuls; until then its arithmetic is fp32 whatever the model's precision.
+            print("note: the generator's matmuls take the model's precision only where it passes bf16MatmulWeight")
+        }
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {
             let gen = Generator(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)
