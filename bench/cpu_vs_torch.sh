@@ -6,7 +6,8 @@
 #   3. generation with that small model, 64 new tokens after an 8-token prompt: tok/s vs transformers generate
 # PyTorch runs two models per row, transformers' GPT2LMHeadModel (Conv1D) and build-nanogpt's
 # nn.Linear GPT; the faster is quoted. tok/s come from the median step on both sides; the spread is
-# min-max and IQR relative to the median. bf16 rows are skipped (with the reason) where this CPU
+# min-max and IQR relative to the median. The CPU time of all threads per step (median) is printed
+# too: unlike wall time it hardly moves when other processes share the machine. bf16 rows are skipped (with the reason) where this CPU
 # has no bf16 kernel. Needs a Python with torch and transformers ($PYTHON). OPENBLAS_CORETYPE is
 # left as the environment has it (it changes OpenBLAS's sgemm speed); it is printed with the results.
 #   STEPS=N (timed steps per run, default 8) THREADS=N (default nproc)
@@ -27,14 +28,14 @@ echo "CPU: ${cpu:-unknown} (bf16 flags: ${flags:-none}); threads $threads, OPENB
 bf16_ok=1
 "$gpt" bench train --model d4 -B 1 -T 8 --steps 1 --precision bf16 >/dev/null 2>&1 || bf16_ok=0
 
-# torch_best LAYERS HEADS EMBD B T [--bf16]: the faster of the two PyTorch models ("tok/s name spread")
+# torch_best LAYERS HEADS EMBD B T STEPS [--bf16]: the faster of the two PyTorch models ("tok/s cpu_ms name")
 torch_best() {
-    local best="" bestv=0 out v
+    local best="" bestv=0 out v c
     for impl in hf nanogpt; do
         out=$("$PYTHON" bench/torch_cpu_bench.py train "$@" --impl "$impl")
-        v=$(echo "$out" | field tok/s)
-        echo "  PyTorch $impl: $v tok/s; $(echo "$out" | grep step_ms); peak RSS $(echo "$out" | field peak_rss_mb) MB" >&2
-        if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; then best="$v $impl"; bestv=$v; fi
+        v=$(echo "$out" | field tok/s); c=$(echo "$out" | awk '$1 == "cpu_ms" {print $3}')
+        echo "  PyTorch $impl: $v tok/s; $(echo "$out" | grep step_ms); CPU $c ms/step; peak RSS $(echo "$out" | field peak_rss_mb) MB" >&2
+        if awk -v a="$v" -v b="$bestv" 'BEGIN { exit !(a > b) }'; then best="$v $c $impl"; bestv=$v; fi
     done
     echo "$best"
 }
@@ -47,11 +48,13 @@ row() {
     ours=$(/usr/bin/time -f "maxrss_kb %M" "$gpt" bench train --model "$model" -B "$B" -T "$T" --steps "$steps" --precision "$p" 2>&1)
     a=$(echo "$ours" | field tok/s); ra=$(echo "$ours" | field maxrss_kb)
     echo "  gpt: $(echo "$ours" | grep -E '^precision' | cut -c1-90)" >&2
-    echo "  gpt: $(echo "$ours" | grep 'step time')" >&2
-    local t b impl
+    echo "  gpt: $(echo "$ours" | grep '^step time')" >&2
+    echo "  gpt: $(echo "$ours" | grep '^CPU time')" >&2
+    local ca t b cb impl
+    ca=$(echo "$ours" | awk '/^CPU time of our threads/ {print $9}')
     t=$(torch_best "$L" "$H" "$E" "$B" "$T" "$steps" $torchflag)
-    b=${t%% *}; impl=${t##* }
-    echo "$name $p: gpt $a tok/s (peak RSS $((ra / 1024)) MB), PyTorch $b tok/s ($impl$([[ $p == bf16 ]] && echo ', autocast bf16')), ratio $(ratio "$a" "$b")"
+    read -r b cb impl <<< "$t"
+    echo "$name $p: gpt $a tok/s (peak RSS $((ra / 1024)) MB), PyTorch $b tok/s ($impl$([[ $p == bf16 ]] && echo ', autocast bf16')), ratio $(ratio "$a" "$b"); CPU ms/step gpt $ca, PyTorch $cb, ratio $(ratio "$cb" "$ca")"
 }
 
 for p in fp32 bf16; do

@@ -76,9 +76,9 @@ def train(layers, heads, embd, B, T, steps, impl, bf16):
     g = torch.Generator().manual_seed(1)
     tokens = torch.randint(0, 50257, (B, T + 1), generator=g)
     x, y = tokens[:, :-1], tokens[:, 1:]
-    times = []
+    times, cpu = [], []
     for step in range(steps + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with ctx:
@@ -90,6 +90,7 @@ def train(layers, heads, embd, B, T, steps, impl, bf16):
         opt.step()
         if step > 0:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)   # all threads: robust to other processes on the machine
         if not math.isfinite(loss.item()):
             raise SystemExit(f"non-finite loss at step {step}")
     q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
@@ -98,6 +99,7 @@ def train(layers, heads, embd, B, T, steps, impl, bf16):
     print(f"step_ms median {med * 1000:.1f} min {min(times) * 1000:.1f} max {max(times) * 1000:.1f} "
           f"({(min(times) / med - 1) * 100:+.0f}%/{(max(times) / med - 1) * 100:+.0f}%) "
           f"iqr {q[0] * 1000:.1f}-{q[2] * 1000:.1f} ({(q[2] - q[0]) / med * 100:.1f}% of median)")
+    print(f"cpu_ms median {statistics.median(cpu) * 1000:.1f} (CPU time of all threads per step)")
     print(f"tok/s mean {B * T / (sum(times) / len(times)):.1f}")
     print(f"tok/s {B * T / med:.1f}")
 
