@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Shared free list of packing buffers (defined in sgemm_bf16.c); sizes in floats.
+float *gpt2k_pack_buffer_take(size_t floats, size_t *capacity);
+void gpt2k_pack_buffer_give(float *p, size_t capacity);
+
 #if defined(__x86_64__) && defined(__linux__) && defined(__clang__)
 #define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
@@ -77,8 +81,9 @@ static void sgemm_generic(int transA, int transB, int M, int N, int K, float alp
         else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
     }
     if (K <= 0 || alpha == 0.0f) return;
-    float *Bp = aligned_alloc(64, sizeof(float) * (size_t)KC * NC);
-    float *Ap = aligned_alloc(64, sizeof(float) * (size_t)KC * MC);
+    size_t cap;   // packing space from the shared free list (sgemm_bf16.c): no mmap/page faults per call
+    float *Bp = gpt2k_pack_buffer_take((size_t)KC * NC + (size_t)KC * MC, &cap);
+    float *Ap = Bp + (size_t)KC * NC;
     float acc[MR * NR] __attribute__((aligned(64)));
     for (int jc = 0; jc < N; jc += NC) {
         int nc = N - jc < NC ? N - jc : NC;
@@ -103,8 +108,7 @@ static void sgemm_generic(int transA, int transB, int M, int N, int K, float alp
             }
         }
     }
-    free(Ap);
-    free(Bp);
+    gpt2k_pack_buffer_give(Bp, cap);
 }
 
 // MARK: - AVX-512 path: 12 x 32 micro-kernel (24 zmm accumulators, 2 B loads and 12 broadcasts
@@ -186,8 +190,9 @@ AVX512 static void sgemm_avx512(int transA, int transB, int M, int N, int K, flo
         else if (beta != 1.0f) for (int j = 0; j < N; j++) c[j] *= beta;
     }
     if (K <= 0 || alpha == 0.0f) return;
-    float *Bp = aligned_alloc(64, sizeof(float) * (size_t)KC5 * NC5);
-    float *Ap = aligned_alloc(64, sizeof(float) * (size_t)KC5 * MC5);
+    size_t cap;
+    float *Bp = gpt2k_pack_buffer_take((size_t)KC5 * NC5 + (size_t)KC5 * MC5, &cap);
+    float *Ap = Bp + (size_t)KC5 * NC5;
     for (int jc = 0; jc < N; jc += NC5) {
         int nc = N - jc < NC5 ? N - jc : NC5;
         for (int pc = 0; pc < K; pc += KC5) {
@@ -207,8 +212,7 @@ AVX512 static void sgemm_avx512(int transA, int transB, int M, int N, int K, flo
             }
         }
     }
-    free(Ap);
-    free(Bp);
+    gpt2k_pack_buffer_give(Bp, cap);
 }
 #endif
 

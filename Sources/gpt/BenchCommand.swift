@@ -67,8 +67,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Device: cpu, cuda, or auto (CUDA when usable, else the CPU).")
     var device: ComputeDevice = .cpu
 
-    @Option(help: "CUDA precision: bf16 or fp32.")
-    var precision: CUDAPrecision = .bf16
+    @Option(help: "Matmul precision: fp32, bf16 or auto (CPU default fp32: bf16 operands with fp32 accumulation on AMX or AVX512-BF16; CUDA default bf16).")
+    var precision: BenchPrecision?
 
     @Flag(help: "CUDA: after the timed steps, time one step op by op and print the table.")
     var profile = false
@@ -90,15 +90,22 @@ struct BenchTrain: ParsableCommand {
         var engine: any TrainingEngine = gpt
         var context: CUDAContext?
         if try wantsCUDA(device) != nil {
-            let ctx = try openCUDA(ordinal: 0, precision: precision, headSize: c.headSize)
+            let ctx = try openCUDA(ordinal: 0, precision: precision?.cuda ?? .bf16, headSize: c.headSize)
             engine = try makeCUDAEngine(gpt, B: batch, T: seq, context: ctx)
             context = ctx
             print("model: \(describe(c)); B=\(batch) T=\(seq); \(describeCUDA(ctx))")
         } else {
+            let choice = try resolveCPUPrecision(precision)
+            gpt.precision = choice.path
             print("model: \(describe(c)); B=\(batch) T=\(seq); threads \(Parallel.threadCount); BLAS: \(BLAS.backendDescription)")
+            print(choice.description)
         }
         var times: [Double] = []
+        var usage = StepUsage()
+        var waits: [Double] = [], cpus: [Double] = []
         for step in 0...steps {
+            if step == 1 { usage = StepUsage() }   // count the timed steps only
+            let s0 = SchedStat.read()
             let t0 = DispatchTime.now().uptimeNanoseconds
             let loss = try engine.forward(inputs: inputs, targets: targets, B: batch, T: seq)
             try engine.zeroGrad()
@@ -107,9 +114,26 @@ struct BenchTrain: ParsableCommand {
             try engine.update(learningRate: 1e-4, weightDecay: 0.1, step: step + 1)   // CUDA: synchronises
             let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             if step > 0 { times.append(dt) }
-            print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
+            if let s0, let s1 = SchedStat.read() {
+                // CPU time of all our threads, and their time runnable but waiting for a CPU
+                let cpu = (s1.cpu - s0.cpu) / 1e6, wait = (s1.wait - s0.wait) / 1e6
+                if step > 0 { waits.append(wait / 1000); cpus.append(cpu / 1000) }
+                print(String(format: "step %d loss %.4f %.1f ms (threads: cpu %.0f ms, waiting for a CPU %.0f ms)", step, loss, dt * 1000, cpu, wait))
+            } else {
+                print(String(format: "step %d loss %.4f %.1f ms", step, loss, dt * 1000))
+            }
         }
         let mean = times.reduce(0, +) / Double(max(1, times.count))
+        let spread = StepSpread(times)
+        print(spread.description)
+        if waits.count == times.count, times.count >= 2 {
+            // Separates our own variance (CPU time of the work) from time lost to other processes.
+            let c = StepSpread(cpus)
+            print(String(format: "CPU time of our threads per step: median %.1f ms, IQR %.1f%% of median; run-queue wait: median %.1f ms, max %.1f ms; corr(step time, wait) %.2f",
+                         c.median * 1000, (c.q3 - c.q1) / c.median * 100, StepSpread(waits).median * 1000,
+                         StepSpread(waits).max * 1000, correlation(times, waits)))
+        }
+        if context == nil { print(usage.perStep(steps)) }
         if let context, profile {
             // one more step with every launch and matmul timed on its own (synchronised)
             context.profiling = true
@@ -131,7 +155,101 @@ struct BenchTrain: ParsableCommand {
         } else {
             print(String(format: "peak RSS %.0f MB", peakRSSMegabytes()))
         }
-        print(String(format: "tok/s %.1f", Double(n) / mean))
+        print(String(format: "tok/s mean %.1f, median %.1f", Double(n) / mean, Double(n) / spread.median))
+        print(String(format: "tok/s %.1f", Double(n) / spread.median))
+    }
+}
+
+/// `--precision` of `gpt bench`: the CPU's choices (auto, fp32, bf16), mapped to CUDA's for a GPU.
+enum BenchPrecision: String, ExpressibleByArgument, CaseIterable {
+    case auto, fp32, bf16
+
+    var cuda: CUDAPrecision { self == .fp32 ? .fp32 : .bf16 }
+    var cpu: CPUPrecision {
+        switch self {
+        case .auto: return .auto
+        case .fp32: return .fp32
+        case .bf16: return .bf16
+        }
+    }
+}
+
+/// The CPU path for `--precision` (fp32 when not given); a CLI error when bf16 cannot run here.
+func resolveCPUPrecision(_ p: BenchPrecision?) throws -> CPUPrecisionChoice {
+    do {
+        return try (p?.cpu ?? .fp32).resolve()
+    } catch let e as CPUPrecisionError {
+        throw CLIError(e.localizedDescription)
+    }
+}
+
+/// Pearson correlation of two equally long series (NaN when either is constant).
+func correlation(_ x: [Double], _ y: [Double]) -> Double {
+    let n = Double(x.count), mx = x.reduce(0, +) / n, my = y.reduce(0, +) / n
+    var sxy = 0.0, sxx = 0.0, syy = 0.0
+    for i in 0..<x.count { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) * (x[i] - mx); syy += (y[i] - my) * (y[i] - my) }
+    return sxy / (sxx * syy).squareRoot()
+}
+
+/// Median, min–max and interquartile range of step times.
+struct StepSpread: CustomStringConvertible {
+    let median: Double, min: Double, max: Double, q1: Double, q3: Double
+
+    init(_ seconds: [Double]) {
+        let s = seconds.sorted()
+        func quantile(_ q: Double) -> Double {
+            guard !s.isEmpty else { return .nan }
+            let x = q * Double(s.count - 1), lo = Int(x), hi = Swift.min(lo + 1, s.count - 1)
+            return s[lo] + (s[hi] - s[lo]) * (x - Double(lo))
+        }
+        median = quantile(0.5); min = s.first ?? .nan; max = s.last ?? .nan; q1 = quantile(0.25); q3 = quantile(0.75)
+    }
+
+    var description: String {
+        String(format: "step time: median %.1f ms, min-max %.1f-%.1f ms (%+.0f%%/%+.0f%% of median), IQR %.1f-%.1f ms (%.1f%% of median)",
+               median * 1000, min * 1000, max * 1000, (min / median - 1) * 100, (max / median - 1) * 100,
+               q1 * 1000, q3 * 1000, (q3 - q1) / median * 100)
+    }
+}
+
+/// Sum over this process's threads of /proc/<pid>/task/<tid>/schedstat (Linux): nanoseconds on a
+/// CPU and nanoseconds runnable but waiting in a run queue.
+struct SchedStat {
+    let cpu: Double, wait: Double
+
+    static func read() -> SchedStat? {
+        guard let tids = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return nil }
+        var cpu = 0.0, wait = 0.0
+        for t in tids {
+            guard let s = try? String(contentsOfFile: "/proc/self/task/\(t)/schedstat", encoding: .utf8) else { continue }
+            let f = s.split(separator: " ")
+            guard f.count >= 2, let c = Double(f[0]), let w = Double(f[1]) else { continue }
+            cpu += c
+            wait += w
+        }
+        return SchedStat(cpu: cpu, wait: wait)
+    }
+}
+
+/// Page faults and context switches of this process between construction and `perStep`.
+struct StepUsage {
+    private let start = StepUsage.now()
+
+    private static func now() -> rusage {
+        var u = rusage()
+        #if canImport(Glibc)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        return u
+    }
+
+    func perStep(_ steps: Int) -> String {
+        let e = StepUsage.now(), n = Double(Swift.max(1, steps))
+        return String(format: "per timed step: %.0f minor page faults, %.0f voluntary + %.0f involuntary context switches",
+                      Double(e.ru_minflt - start.ru_minflt) / n, Double(e.ru_nvcsw - start.ru_nvcsw) / n,
+                      Double(e.ru_nivcsw - start.ru_nivcsw) / n)
     }
 }
 
@@ -155,6 +273,9 @@ struct BenchGenerate: ParsableCommand {
     @Flag(help: "Score the whole vocabulary in fp32 every step (no two-pass LM head), for comparison.")
     var fullHead = false
 
+    @Option(help: "CPU matmul precision for the model: fp32 (default), bf16 or auto.")
+    var precision: BenchPrecision?
+
     func validate() throws {
         try NumberOption.check("--prompt-tokens", promptTokens, atLeast: 1, atMost: NumberLimit.tokens)
         try NumberOption.check("--max-tokens", maxTokens, atLeast: 1, atMost: NumberLimit.tokens)
@@ -169,7 +290,15 @@ struct BenchGenerate: ParsableCommand {
         }
         let prompt = Array(GPT2Tokenizer.gpt2.encode(String(repeating: "Hello, I'm a language model, ", count: promptTokens)).prefix(promptTokens))
         try c.checkTokens(prompt, source: "the benchmark prompt")
+        let choice = try resolveCPUPrecision(precision)
+        gpt.precision = choice.path
         print("model: \(describe(c)); prompt \(promptTokens) tokens, \(maxTokens) new; threads \(Parallel.threadCount)")
+        print(choice.description)
+        if choice.path.isBF16 {
+            // The generator reads the model's bf16 weights through GPT2.bf16MatmulWeight once it
+            // passes them to its matmuls; until then its arithmetic is fp32 whatever the model's precision.
+            print("note: the generator's matmuls take the model's precision only where it passes bf16MatmulWeight")
+        }
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {
             let decoder = try CPUDecoder(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)

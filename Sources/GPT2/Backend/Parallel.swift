@@ -1,8 +1,13 @@
-// The one thread pool of the CPU engine: GCD's concurrentPerform (workers sleep when idle, so
-// they never spin against BLAS). BLAS itself is pinned to one thread (see BLAS.swift) and every
-// multi-threaded op, matmuls included, is split across this pool by the caller.
+// The one thread pool of the CPU engine (Sources/GPT2Kernels/pool.c): iterations are claimed from
+// one atomic counter, so a worker that wakes late (its CPU taken by another process) is not waited
+// for, and the others take over its share; workers spin ~50 µs between jobs, then sleep. GCD's
+// concurrentPerform made the caller wait for every helper to have run, ~400 times per training
+// step, which made step times swing on shared machines. BLAS is pinned to one thread (BLAS.swift);
+// every multi-threaded op, matmuls included, is split here by the caller.
+// GPT2_POOL=gcd uses concurrentPerform instead (for comparisons).
 import Dispatch
 import Foundation
+import GPT2Kernels
 
 /// Wraps a value that is not `Sendable` (raw pointers, closures over them) for
 /// `concurrentPerform`. Callers guarantee that concurrent iterations touch disjoint memory.
@@ -18,21 +23,41 @@ public enum Parallel {
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 
-    /// Runs `body(i)` for i in 0..<n concurrently and waits. Iterations must not race.
+    /// Whether GCD runs the iterations instead of the pool (GPT2_POOL=gcd).
+    static let useGCD: Bool = ProcessInfo.processInfo.environment["GPT2_POOL"] == "gcd"
+
+    /// The pool's name, for run headers.
+    public static var poolDescription: String {
+        useGCD ? "GCD concurrentPerform (GPT2_POOL=gcd)" : "own pool, \(threadCount) threads, dynamic claiming"
+    }
+
+    /// Runs `body(i)` for i in 0..<n concurrently and waits. Iterations must not race; they may
+    /// run on any thread in any order (index scratch by `i`, never by thread).
     static func forEach(_ n: Int, _ body: (Int) -> Void) {
         if n <= 0 { return }
-        if n == 1 { body(0); return }
+        if n == 1 || threadCount == 1 { for i in 0..<n { body(i) }; return }
         withoutActuallyEscaping(body) { escaping in
+            if !useGCD {
+                var box = escaping
+                let ran = withUnsafeMutablePointer(to: &box) { ptr in
+                    gpt2k_pool_run(Int32(threadCount), n, { ctx, i in
+                        ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(i)
+                    }, UnsafeMutableRawPointer(ptr))
+                }
+                if ran == 0 { return }
+            }
+            // nested or concurrent use (the pool runs one job at a time), or GPT2_POOL=gcd
             let box = UncheckedSendable(value: escaping)
             DispatchQueue.concurrentPerform(iterations: n) { i in box.value(i) }
         }
     }
 
-    /// Splits 0..<count into at most `threadCount` contiguous chunks of at least `minChunk`
-    /// (rounded to `align`) and runs `body` on each concurrently.
+    /// Splits 0..<count into contiguous chunks of at least `minChunk` (rounded to `align`), up to
+    /// four per thread so that a thread that loses its CPU for a while leaves chunks for the
+    /// others, and runs `body` on each concurrently.
     static func chunks(_ count: Int, minChunk: Int = 1, align: Int = 1, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
-        let maxParts = max(1, min(threadCount, count / max(1, minChunk)))
+        let maxParts = max(1, min(threadCount == 1 ? 1 : 4 * threadCount, count / max(1, minChunk)))
         if maxParts == 1 { body(0..<count); return }
         var size = (count + maxParts - 1) / maxParts
         size = (size + align - 1) / align * align

@@ -22,6 +22,7 @@ public final class GPT2: @unchecked Sendable {
     private var gradScale: Float = 1
     private var _m: ParameterTensors?
     private var _v: ParameterTensors?
+    private var bf16Weights: BF16WeightCopy?
     private var acts: ActivationTensors?
     private var scratch: GradientScratch?
     private var inputs: [Int32] = []
@@ -34,6 +35,46 @@ public final class GPT2: @unchecked Sendable {
     public private(set) var T = 0
     /// Mean loss of the last forward pass with targets (NaN otherwise).
     public private(set) var meanLoss: Float = .nan
+
+    /// Matmul arithmetic of forward, backward and the LM head (default fp32, the reference). With a
+    /// bf16 path the matmul operands are bf16 (weights from a copy that AdamW refreshes, activations
+    /// rounded while packing), accumulation is fp32, and everything else (master weights, moments,
+    /// gradients, LayerNorm, softmax, loss) stays fp32. Get a path with `CPUPrecision.resolve()`.
+    public var precision: CPUMatmulPath = .fp32 {
+        didSet {
+            precondition(precision.unavailableReason == nil, "GPT2.precision: \(precision.rawValue) cannot run here: \(precision.unavailableReason ?? "")")
+            if !precision.isBF16 { bf16Weights = nil }
+        }
+    }
+
+    /// Tells a bf16 model that parameters were edited in place, so its bf16 weight copy is remade
+    /// before the next forward. Loads that replace the parameters are noticed without it (a
+    /// sampled fingerprint); edits of a few values need it. No effect in fp32.
+    public func parametersDidChange() { bf16Weights?.invalidate() }
+
+    /// `Matmul.forward`'s `bf16:` argument for weight `name` (the given layer's slice for per-layer
+    /// tensors) under this model's `precision`: nil in fp32. Makes the bf16 copy fresh first, so
+    /// other engines over this model (e.g. the generator's prompt pass) can run bf16 matmuls.
+    public func bf16MatmulWeight(_ name: ParameterName, layer: Int? = nil) -> Matmul.BF16Weight? {
+        bf16(freshBF16Weights(), name, layer: layer)
+    }
+
+    /// The bf16 weight copy as it stands (for the selftest and tests).
+    var bf16WeightCopyForTesting: BF16WeightCopy? { bf16Weights }
+
+    /// The bf16 copy, fresh, when `precision` is bf16 (nil in fp32).
+    private func freshBF16Weights() -> BF16WeightCopy? {
+        guard precision.isBF16 else { return nil }
+        let w = bf16Weights ?? BF16WeightCopy(count: params.count)
+        bf16Weights = w
+        w.ensureFresh(params)
+        return w
+    }
+
+    /// Matmul's bf16 argument for `name` (layer `layer`), or nil in fp32.
+    private func bf16(_ w: BF16WeightCopy?, _ name: ParameterName, layer: Int? = nil) -> Matmul.BF16Weight? {
+        w.map { Matmul.BF16Weight(path: precision, weight: $0.pointer(params, name, layer: layer)) }
+    }
 
     /// Creates a model with all parameters zero.
     public init(config: GPT2Config) {
@@ -85,6 +126,7 @@ public final class GPT2: @unchecked Sendable {
     /// residual projections (attprojw, fcprojw) N(0, 0.02/sqrt(2L)), biases 0, LayerNorm weight 1
     /// and bias 0; padded `wte` rows stay 0. Deterministic for a given seed.
     public func initializeRandom(seed: UInt64) {
+        parametersDidChange()
         let residualStd = 0.02 / Float(2 * config.numLayers).squareRoot()
         for name in ParameterName.allCases {
             let p = params.pointer(name), n = params.count(name)
@@ -148,6 +190,7 @@ public final class GPT2: @unchecked Sendable {
         self.targets = targets.map { Array(UnsafeBufferPointer(start: $0, count: BT)) } ?? []
         logitsConsumed = false
         let p = params
+        let w16 = freshBF16Weights()
 
         Encoder.forward(out: a.encoded, inp: inputs, wte: p.pointer(.wte), wpe: p.pointer(.wpe), B: B, T: T, C: C)
         for l in 0..<L {
@@ -162,23 +205,26 @@ public final class GPT2: @unchecked Sendable {
             LayerNorm.forward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual,
                               weight: p.pointer(.ln1w, layer: l), bias: p.pointer(.ln1b, layer: l), B: B, T: T, C: C)
             Matmul.forward(out: qkv, inp: ln1, weight: p.pointer(.qkvw, layer: l), bias: p.pointer(.qkvb, layer: l),
-                           B: B, T: T, C: C, OC: 3 * C)
+                           B: B, T: T, C: C, OC: 3 * C, bf16: bf16(w16, .qkvw, layer: l))
             Attention.forward(out: atty, lse: lse, inp: qkv, B: B, T: T, C: C, NH: NH, scratch: a.attScratch)
             Matmul.forward(out: residual2, inp: atty, weight: p.pointer(.attprojw, layer: l),
-                           bias: p.pointer(.attprojb, layer: l), B: B, T: T, C: C, OC: C, residual: residual)
+                           bias: p.pointer(.attprojb, layer: l), B: B, T: T, C: C, OC: C, residual: residual,
+                           bf16: bf16(w16, .attprojw, layer: l))
             LayerNorm.forward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2,
                               weight: p.pointer(.ln2w, layer: l), bias: p.pointer(.ln2b, layer: l), B: B, T: T, C: C)
             Matmul.forward(out: fch, inp: ln2, weight: p.pointer(.fcw, layer: l), bias: p.pointer(.fcb, layer: l),
-                           B: B, T: T, C: C, OC: 4 * C)
+                           B: B, T: T, C: C, OC: 4 * C, bf16: bf16(w16, .fcw, layer: l))
             GELU.forward(out: fchGelu, inp: fch, N: BT * 4 * C)
             Matmul.forward(out: residual3, inp: fchGelu, weight: p.pointer(.fcprojw, layer: l),
-                           bias: p.pointer(.fcprojb, layer: l), B: B, T: T, C: 4 * C, OC: C, residual: residual2)
+                           bias: p.pointer(.fcprojb, layer: l), B: B, T: T, C: 4 * C, OC: C, residual: residual2,
+                           bf16: bf16(w16, .fcprojw, layer: l))
         }
         let last = a.residual3 + (L - 1) * BT * C
         LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
                           weight: p.pointer(.lnfw), bias: p.pointer(.lnfb), B: B, T: T, C: C)
         // LM head tied to wte: logits (B,T,Vp) = lnf · wteᵀ
-        Matmul.forward(out: a.logits, inp: a.lnf, weight: p.pointer(.wte), bias: nil, B: B, T: T, C: C, OC: Vp)
+        Matmul.forward(out: a.logits, inp: a.lnf, weight: p.pointer(.wte), bias: nil, B: B, T: T, C: C, OC: Vp,
+                       bf16: bf16(w16, .wte))
 
         guard let targets else {
             meanLoss = .nan
@@ -249,6 +295,7 @@ public final class GPT2: @unchecked Sendable {
             gradsZeroPending = false
         }
         let p = params
+        let w16 = precision.isBF16 ? bf16Weights : nil   // made fresh by forward
         if scratch == nil || scratch!.B != B || scratch!.T != T { scratch = GradientScratch(config: c, B: B, T: T) }
         let s = scratch!
 
@@ -258,7 +305,7 @@ public final class GPT2: @unchecked Sendable {
                                   B: B, T: T, V: V, Vp: Vp)
         }
         Matmul.backward(dinp: s.dbtc, dweight: g.pointer(.wte), dbias: nil, dout: a.logits, inp: a.lnf,
-                        weight: p.pointer(.wte), B: B, T: T, C: C, OC: Vp, accumulateWeight: !fresh)
+                        weight: p.pointer(.wte), B: B, T: T, C: C, OC: Vp, accumulateWeight: !fresh, bf16: bf16(w16, .wte))
         s.dresidual.update(repeating: 0, count: BT * C)
         LayerNorm.backward(dinp: s.dresidual, dweight: g.pointer(.lnfw), dbias: g.pointer(.lnfb), dout: s.dbtc,
                            inp: a.residual3 + (L - 1) * BT * C, weight: p.pointer(.lnfw), mean: a.lnfMean,
@@ -278,22 +325,26 @@ public final class GPT2: @unchecked Sendable {
             GELU.forward(out: fchGelu, inp: fch, N: BT * 4 * C)
             // MLP branch; dresidual holds d(residual3) and flows straight through the residual add
             Matmul.backward(dinp: s.dfch, dweight: g.pointer(.fcprojw, layer: l), dbias: g.pointer(.fcprojb, layer: l),
-                            dout: s.dresidual, inp: fchGelu, weight: p.pointer(.fcprojw, layer: l), B: B, T: T, C: 4 * C, OC: C, accumulateWeight: !fresh)
+                            dout: s.dresidual, inp: fchGelu, weight: p.pointer(.fcprojw, layer: l), B: B, T: T, C: 4 * C, OC: C, accumulateWeight: !fresh,
+                            bf16: bf16(w16, .fcprojw, layer: l))
             GELU.backward(dinp: s.dfch, inp: fch, dout: s.dfch, N: BT * 4 * C)
             Matmul.backward(dinp: s.dbtc, dweight: g.pointer(.fcw, layer: l), dbias: g.pointer(.fcb, layer: l),
-                            dout: s.dfch, inp: ln2, weight: p.pointer(.fcw, layer: l), B: B, T: T, C: C, OC: 4 * C, accumulateWeight: !fresh)
+                            dout: s.dfch, inp: ln2, weight: p.pointer(.fcw, layer: l), B: B, T: T, C: C, OC: 4 * C, accumulateWeight: !fresh,
+                            bf16: bf16(w16, .fcw, layer: l))
             LayerNorm.backward(dinp: s.dresidual, dweight: g.pointer(.ln2w, layer: l), dbias: g.pointer(.ln2b, layer: l),
                                dout: s.dbtc, inp: residual2, weight: p.pointer(.ln2w, layer: l), mean: ln2Mean,
                                rstd: ln2Rstd, B: B, T: T, C: C, scratch: s.lnScratch)
             // attention branch; dresidual now holds d(residual2)
             Matmul.backward(dinp: s.dbtc, dweight: g.pointer(.attprojw, layer: l), dbias: g.pointer(.attprojb, layer: l),
-                            dout: s.dresidual, inp: atty, weight: p.pointer(.attprojw, layer: l), B: B, T: T, C: C, OC: C, accumulateWeight: !fresh)
+                            dout: s.dresidual, inp: atty, weight: p.pointer(.attprojw, layer: l), B: B, T: T, C: C, OC: C, accumulateWeight: !fresh,
+                            bf16: bf16(w16, .attprojw, layer: l))
             Attention.backward(dinp: s.dqkv, dout: s.dbtc, inp: qkv, out: atty, lse: lse, B: B, T: T, C: C, NH: NH,
                                scratch: a.attScratch)
             LayerNorm.forward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual,
                               weight: p.pointer(.ln1w, layer: l), bias: p.pointer(.ln1b, layer: l), B: B, T: T, C: C)
             Matmul.backward(dinp: s.dbtc, dweight: g.pointer(.qkvw, layer: l), dbias: g.pointer(.qkvb, layer: l),
-                            dout: s.dqkv, inp: ln1, weight: p.pointer(.qkvw, layer: l), B: B, T: T, C: C, OC: 3 * C, accumulateWeight: !fresh)
+                            dout: s.dqkv, inp: ln1, weight: p.pointer(.qkvw, layer: l), B: B, T: T, C: C, OC: 3 * C, accumulateWeight: !fresh,
+                            bf16: bf16(w16, .qkvw, layer: l))
             LayerNorm.backward(dinp: s.dresidual, dweight: g.pointer(.ln1w, layer: l), dbias: g.pointer(.ln1b, layer: l),
                                dout: s.dbtc, inp: residual, weight: p.pointer(.ln1w, layer: l), mean: ln1Mean,
                                rstd: ln1Rstd, B: B, T: T, C: C, scratch: s.lnScratch)
@@ -338,12 +389,21 @@ public final class GPT2: @unchecked Sendable {
     public func update(learningRate: Float, beta1: Float = AdamWDefaults.beta1, beta2: Float = AdamWDefaults.beta2, eps: Float = AdamWDefaults.eps,
                        weightDecay: Float = 0.0, step: Int) {
         let g = gradsZeroPending ? grads : gradStorage, m = adamM, v = adamV
+        let w16 = precision.isBF16 ? bf16Weights : nil
         for name in ParameterName.allCases {
             let o = params.offset(name)
+            if let w16, BF16WeightCopy.matrices.contains(name) {   // also rounds the new weights into the copy
+                AdamW.updateBF16(params: params.memory + o, grads: g.memory + o, m: m.memory + o, v: v.memory + o,
+                                 N: params.count(name), learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                                 weightDecay: name.isDecayed ? weightDecay : 0, step: step, gradScale: gradScale,
+                                 bf16Copy: w16.memory + o)
+                continue
+            }
             AdamW.update(params: params.memory + o, grads: g.memory + o, m: m.memory + o, v: v.memory + o,
                          N: params.count(name), learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
                          weightDecay: name.isDecayed ? weightDecay : 0, step: step, gradScale: gradScale)
         }
+        w16?.markFresh(params)
     }
 }
 

@@ -119,3 +119,44 @@ int gpt2k_curl_setopt_long(void *fn, void *handle, int option, long value);
 int gpt2k_curl_setopt_offset(void *fn, void *handle, int option, int64_t value);
 int gpt2k_curl_getinfo_long(void *fn, void *handle, int info, long *value);
 int gpt2k_curl_getinfo_string(void *fn, void *handle, int info, const char **value);
+
+// MARK: - bf16 mixed precision (sgemm_bf16.c, sgemm_amx.c)
+/// What this CPU and OS offer for bf16 matmuls (see gpt2k_bf16_probe).
+typedef struct {
+    int avx512;            // AVX-512 F, DQ, BW, VL, with the OS saving the ZMM state
+    int avx512_bf16;       // CPUID.(EAX=7,ECX=1):EAX[5] (VDPBF16PS, VCVTNE2PS2BF16)
+    int amx_bf16;          // CPUID.(EAX=7,ECX=0):EDX[22] and [24] (AMX-BF16, AMX-TILE)
+    int os_amx;            // XCR0 has XTILECFG and XTILEDATA enabled
+    int amx_permission;    // 0: Linux granted the tile state (arch_prctl); errno if refused; -1 not asked
+} gpt2k_bf16_info;
+
+/// Fills `info`; on Linux with AMX present, also asks the kernel for the tile state (once is enough).
+void gpt2k_bf16_probe(gpt2k_bf16_info *info);
+/// The CPUID brand string (48 characters, NUL-terminated; empty when unavailable).
+void gpt2k_cpu_brand(char out[49]);
+
+#define GPT2K_BF16_AVX512 1   // VDPBF16PS, 12 x 32 register tile
+#define GPT2K_BF16_AMX 2      // TDPBF16PS, 32 x 32 in four tiles
+
+/// Row-major C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C with bf16 operands and fp32
+/// accumulation. A and B are float (rounded to bf16, nearest even, while packing) or, when
+/// a_bf16 / b_bf16, bf16 bits (uint16_t). Single-threaded. Returns 0, or -1 when `kernel`
+/// cannot run on this CPU (nothing is written then).
+int gpt2k_gemm_bf16(int kernel, int transA, int transB, int M, int N, int K, float alpha,
+                    const void *A, int a_bf16, int lda, const void *B, int b_bf16, int ldb,
+                    float beta, float *C, int ldc);
+
+/// out[i] = bf16(x[i]): round to nearest even, zero/denormal to signed zero (as VCVTNEPS2BF16).
+void gpt2k_f32_to_bf16(uint16_t *out, const float *x, size_t n);
+/// gpt2k_adamw, plus params_bf16[i] = bf16(new params[i]) (the matmul copy, refreshed per update).
+void gpt2k_adamw_bf16(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, float bc1, float bc2,
+                      float grad_scale, uint16_t *params_bf16);
+
+// MARK: - Fork-join pool (pool.c)
+typedef void (*gpt2k_pool_fn)(void *ctx, long i);
+/// Runs fn(ctx, i) for i in [0, n) on the calling thread and up to threads - 1 pool workers
+/// (started on first use), claiming iterations dynamically; returns when all have finished.
+/// Returns -1 without running anything when the pool is already running a job (nested or
+/// concurrent use) or threads < 2: the caller runs the iterations another way.
+int gpt2k_pool_run(int threads, long n, gpt2k_pool_fn fn, void *ctx);
