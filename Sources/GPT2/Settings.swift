@@ -11,6 +11,9 @@ public struct Settings: Sendable, Equatable {
     public var blas: String?
     /// GPT2_BLAS_THREADS: threads inside one BLAS call (default 1: the engine splits matmuls).
     public var blasThreads: Int?
+    /// GPT2_POOL=gcd: the CPU engine's fork-joins through GCD's concurrentPerform instead of our
+    /// own pool (for comparisons).
+    public var pool: String?
     /// GPT2_CUDA_AUTO=0: `--device auto` stays on the CPU even when a GPU is usable.
     public var cudaAuto: Bool
     /// GPT2_CUDA_CACHE: NVRTC's compiled-kernel cache directory ("" or `none` disables it).
@@ -47,7 +50,7 @@ public struct Settings: Sendable, Equatable {
     public var collectiveTimeout: Double?
 
     /// The variables' names, for help texts and the README check.
-    public static let names = ["GPT2_NUM_THREADS", "GPT2_BLAS", "GPT2_BLAS_THREADS", "GPT2_CUDA_AUTO", "GPT2_CUDA_CACHE",
+    public static let names = ["GPT2_NUM_THREADS", "GPT2_BLAS", "GPT2_BLAS_THREADS", "GPT2_POOL", "GPT2_CUDA_AUTO", "GPT2_CUDA_CACHE",
                                "GPT2_CUDA_INCLUDE", "GPT2_CUDA_LIB_DIRS", "GPT2_CUDA_NO_PYTHON", "GPT2_PYTHON",
                                "GPT2_CUDA_PROFILE", "GPT2_ATTENTION", "GPT2_GELU_EPILOGUE", "GPT2_LN_BACKWARD",
                                "GPT2_MPI_LIBRARY", "GPT2_NCCL_ID_FILE", "GPT2_NCCL_PORT", "GPT2_NCCL_TIMEOUT", "GPT2_LIBCURL",
@@ -59,6 +62,7 @@ public struct Settings: Sendable, Equatable {
         numThreads = positive("GPT2_NUM_THREADS")
         blas = nonEmpty("GPT2_BLAS")
         blasThreads = positive("GPT2_BLAS_THREADS")
+        pool = nonEmpty("GPT2_POOL")
         cudaAuto = env["GPT2_CUDA_AUTO"] != "0"
         cudaCache = env["GPT2_CUDA_CACHE"]
         cudaInclude = nonEmpty("GPT2_CUDA_INCLUDE")

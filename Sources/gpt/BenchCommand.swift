@@ -64,11 +64,7 @@ struct BenchTrain: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed steps (after one warm-up step).")
     var steps: Int = 5
 
-    @Option(help: "Device: cpu, cuda, or auto (CUDA when usable, else the CPU).")
-    var device: ComputeDevice = .cpu
-
-    @Option(help: "Matmul precision: fp32, bf16 or auto (CPU default fp32: bf16 operands with fp32 accumulation on AMX or AVX512-BF16; CUDA default bf16).")
-    var precision: BenchPrecision?
+    @OptionGroup var deviceOptions: DeviceOptions
 
     @Flag(help: "CUDA: after the timed steps, time one step op by op and print the table.")
     var profile = false
@@ -89,13 +85,13 @@ struct BenchTrain: ParsableCommand {
         let inputs = Array(tokens[0..<n]), targets = Array(tokens[1...n])
         var engine: any TrainingEngine = gpt
         var context: CUDAContext?
-        if try wantsCUDA(device) != nil {
-            let ctx = try openCUDA(ordinal: 0, precision: precision?.cuda ?? .bf16, headSize: c.headSize)
+        if try deviceOptions.cudaReport() != nil {
+            let ctx = try openCUDA(ordinal: 0, precision: deviceOptions.cudaPrecision, headSize: c.headSize)
             engine = try makeCUDAEngine(gpt, B: batch, T: seq, context: ctx)
             context = ctx
             print("model: \(describe(c)); B=\(batch) T=\(seq); \(describeCUDA(ctx))")
         } else {
-            let choice = try resolveCPUPrecision(precision)
+            let choice = try deviceOptions.cpuPrecision()
             gpt.precision = choice.path
             print("model: \(describe(c)); B=\(batch) T=\(seq); threads \(Parallel.threadCount); BLAS: \(BLAS.backendDescription)")
             print(choice.description)
@@ -157,29 +153,6 @@ struct BenchTrain: ParsableCommand {
         }
         print(String(format: "tok/s mean %.1f, median %.1f", Double(n) / mean, Double(n) / spread.median))
         print(String(format: "tok/s %.1f", Double(n) / spread.median))
-    }
-}
-
-/// `--precision` of `gpt bench`: the CPU's choices (auto, fp32, bf16), mapped to CUDA's for a GPU.
-enum BenchPrecision: String, ExpressibleByArgument, CaseIterable {
-    case auto, fp32, bf16
-
-    var cuda: CUDAPrecision { self == .fp32 ? .fp32 : .bf16 }
-    var cpu: CPUPrecision {
-        switch self {
-        case .auto: return .auto
-        case .fp32: return .fp32
-        case .bf16: return .bf16
-        }
-    }
-}
-
-/// The CPU path for `--precision` (fp32 when not given); a CLI error when bf16 cannot run here.
-func resolveCPUPrecision(_ p: BenchPrecision?) throws -> CPUPrecisionChoice {
-    do {
-        return try (p?.cpu ?? .fp32).resolve()
-    } catch let e as CPUPrecisionError {
-        throw CLIError(e.localizedDescription)
     }
 }
 
@@ -273,8 +246,7 @@ struct BenchGenerate: ParsableCommand {
     @Flag(help: "Score the whole vocabulary in fp32 every step (no two-pass LM head), for comparison.")
     var fullHead = false
 
-    @Option(help: "CPU matmul precision for the model: fp32 (default), bf16 or auto.")
-    var precision: BenchPrecision?
+    @OptionGroup var deviceOptions: DeviceOptions
 
     func validate() throws {
         try NumberOption.check("--prompt-tokens", promptTokens, atLeast: 1, atMost: NumberLimit.tokens)
@@ -290,19 +262,13 @@ struct BenchGenerate: ParsableCommand {
         }
         let prompt = Array(GPT2Tokenizer.gpt2.encode(String(repeating: "Hello, I'm a language model, ", count: promptTokens)).prefix(promptTokens))
         try c.checkTokens(prompt, source: "the benchmark prompt")
-        let choice = try resolveCPUPrecision(precision)
-        gpt.precision = choice.path
+        let engine = try makeInferenceEngine(gpt, deviceOptions)
         print("model: \(describe(c)); prompt \(promptTokens) tokens, \(maxTokens) new; threads \(Parallel.threadCount)")
-        print(choice.description)
-        if choice.path.isBF16 {
-            // The generator reads the model's bf16 weights through GPT2.bf16MatmulWeight once it
-            // passes them to its matmuls; until then its arithmetic is fp32 whatever the model's precision.
-            print("note: the generator's matmuls take the model's precision only where it passes bf16MatmulWeight")
-        }
+        if engine === gpt { print(gpt.precision.isBF16 ? "precision \(gpt.precision.rawValue): prompt pass in bf16, one-token steps in fp32 (GEMV)" : "precision fp32") }
         var best = Double.infinity
         for _ in 0..<max(1, repeats) {
-            let decoder = try CPUDecoder(model: gpt, samples: 1, maxLength: promptTokens + maxTokens)
-            decoder.twoPassHead = !fullHead
+            let decoder = try engine.makeDecoder(samples: 1, maxLength: promptTokens + maxTokens)
+            (decoder as? CPUDecoder)?.twoPassHead = !fullHead
             let t0 = DispatchTime.now().uptimeNanoseconds
             var rng = SplitMix64(seed: 42)
             let sampler = Sampler(topK: 50, temperature: 1)

@@ -30,6 +30,8 @@ struct TrainSession {
     let command: Train
     let group: ProcessGroup
     let cuda: CUDAContext?
+    /// The CPU engine's matmul path (nil on a GPU).
+    let cpuPrecision: CPUPrecisionChoice?
 
     func say(_ line: String) { group.say(line) }
 
@@ -105,6 +107,7 @@ struct TrainSession {
                                                   worldSize: group.worldSize, gpu: cuda != nil))
         }
         try configuration.validate()
+        if let cpuPrecision { gpt.precision = cpuPrecision.path }
         let c = gpt.config
         let t = configuration.options
         guard t.T <= c.maxSeqLen else { throw CLIError("-T \(t.T) exceeds the model's context of \(c.maxSeqLen)") }
@@ -139,7 +142,7 @@ struct TrainSession {
         // Header.
         say("model: \(describe(c)); \(ProcessInfo.processInfo.activeProcessorCount) cores, \(Parallel.threadCount) threads")
         if let cuda { say(describeCUDA(cuda)) } else {
-            say("device: CPU, fp32 matmuls (\(BLAS.backendDescription))")
+            say("device: CPU, \(cpuPrecision?.description ?? "precision fp32")")
             if let notice = BLAS.notice { say(notice) }
         }
         if world > 1 {

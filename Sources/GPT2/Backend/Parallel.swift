@@ -24,7 +24,7 @@ public enum Parallel {
     }()
 
     /// Whether GCD runs the iterations instead of the pool (GPT2_POOL=gcd).
-    static let useGCD: Bool = ProcessInfo.processInfo.environment["GPT2_POOL"] == "gcd"
+    static let useGCD: Bool = Settings.current.pool == "gcd"
 
     /// The pool's name, for run headers.
     public static var poolDescription: String {

@@ -71,9 +71,10 @@ public final class CPUDecoder: TokenDecoder {
         // The block writes its output over its input (read only before the MLP); norms share h.
         let io = TransformerBlock.Buffers(ln1: h, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv, atty: att, residual2: x2, ln2: h,
                                           ln2Mean: mean, ln2Rstd: rstd, fch: fc, fchGelu: fc, output: x)
+        let w16 = model.bf16MatmulWeights()
         for l in 0..<L {
             let kc = keys + l * S * maxLength * C, vc = values + l * S * maxLength * C
-            TransformerBlock.forward(p, layer: l, input: x, buffers: io, N: rows, C: C) { qkv, att in
+            TransformerBlock.forward(p, layer: l, input: x, buffers: io, N: rows, C: C, bf16: { w16($0, l) }) { qkv, att in
                 for r in 0..<rows {
                     let s = r / n, t = pos0 + r % n
                     (kc + (s * maxLength + t) * C).update(from: qkv + r * 3 * C + C, count: C)

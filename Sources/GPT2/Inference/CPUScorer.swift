@@ -31,8 +31,9 @@ enum CPUScorer {
         inputs.withUnsafeBufferPointer { Encoder.forward(out: x, inp: $0.baseAddress!, wte: p.pointer(.wte), wpe: p.pointer(.wpe), B: B, T: T, C: C) }
         let io = TransformerBlock.Buffers(ln1: ln, ln1Mean: mean, ln1Rstd: rstd, qkv: qkv, atty: atty, residual2: res2, ln2: ln,
                                           ln2Mean: mean, ln2Rstd: rstd, fch: fch, fchGelu: fch, output: x)
+        let w16 = model.bf16MatmulWeights()
         for l in 0..<c.numLayers {
-            TransformerBlock.forward(p, layer: l, input: x, buffers: io, N: N, C: C) { qkv, atty in
+            TransformerBlock.forward(p, layer: l, input: x, buffers: io, N: N, C: C, bf16: { w16($0, l) }) { qkv, atty in
                 Attention.forward(out: atty, lse: lse, inp: qkv, B: B, T: T, C: C, NH: NH, scratch: scratch)
             }
         }
@@ -51,7 +52,7 @@ enum CPUScorer {
                 rowTargets[j] = targets[i]
             }
             LayerNorm.forward(out: normed, mean: mean, rstd: rstd, inp: gathered, weight: p.pointer(.lnfw), bias: p.pointer(.lnfb), B: 1, T: n, C: C)
-            Linear.forward(out: logits, inp: normed, weight: p.pointer(.wte), bias: nil, N: n, C: C, OC: Vp)
+            Linear.forward(out: logits, inp: normed, weight: p.pointer(.wte), bias: nil, N: n, C: C, OC: Vp, bf16: w16(.wte, nil))
             rowTargets.withUnsafeBufferPointer {
                 CrossEntropy.forward(losses: losses, lse: rowLse, logits: logits, targets: $0.baseAddress!, B: 1, T: n, V: V, Vp: Vp)
             }

@@ -59,6 +59,12 @@ public final class GPT2: @unchecked Sendable {
         bf16(freshBF16Weights(), name, layer: layer)
     }
 
+    /// Matmul's bf16 arguments for one pass over the model (nil in fp32), the copy made fresh once.
+    func bf16MatmulWeights() -> (ParameterName, Int?) -> Matmul.BF16Weight? {
+        let w16 = freshBF16Weights()
+        return { name, layer in self.bf16(w16, name, layer: layer) }
+    }
+
     /// The bf16 weight copy as it stands (for the selftest and tests).
     var bf16WeightCopyForTesting: BF16WeightCopy? { bf16Weights }
 
@@ -194,30 +200,17 @@ public final class GPT2: @unchecked Sendable {
 
         Encoder.forward(out: a.encoded, inp: inputs, wte: p.pointer(.wte), wpe: p.pointer(.wpe), B: B, T: T, C: C)
         for l in 0..<L {
-            let residual = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C
-            let ln1 = a.ln1, ln1Mean = a.ln1Mean + l * BT, ln1Rstd = a.ln1Rstd + l * BT
-            let qkv = a.qkv + l * BT * 3 * C, atty = a.atty + l * BT * C, lse = a.attLse + l * B * NH * T
-            let residual2 = a.residual2 + l * BT * C
-            let ln2 = a.ln2, ln2Mean = a.ln2Mean + l * BT, ln2Rstd = a.ln2Rstd + l * BT
-            let fch = a.fch + l * BT * 4 * C, fchGelu = a.fchGelu
-            let residual3 = a.residual3 + l * BT * C
-
-            LayerNorm.forward(out: ln1, mean: ln1Mean, rstd: ln1Rstd, inp: residual,
-                              weight: p.pointer(.ln1w, layer: l), bias: p.pointer(.ln1b, layer: l), B: B, T: T, C: C)
-            Matmul.forward(out: qkv, inp: ln1, weight: p.pointer(.qkvw, layer: l), bias: p.pointer(.qkvb, layer: l),
-                           B: B, T: T, C: C, OC: 3 * C, bf16: bf16(w16, .qkvw, layer: l))
-            Attention.forward(out: atty, lse: lse, inp: qkv, B: B, T: T, C: C, NH: NH, scratch: a.attScratch)
-            Matmul.forward(out: residual2, inp: atty, weight: p.pointer(.attprojw, layer: l),
-                           bias: p.pointer(.attprojb, layer: l), B: B, T: T, C: C, OC: C, residual: residual,
-                           bf16: bf16(w16, .attprojw, layer: l))
-            LayerNorm.forward(out: ln2, mean: ln2Mean, rstd: ln2Rstd, inp: residual2,
-                              weight: p.pointer(.ln2w, layer: l), bias: p.pointer(.ln2b, layer: l), B: B, T: T, C: C)
-            Matmul.forward(out: fch, inp: ln2, weight: p.pointer(.fcw, layer: l), bias: p.pointer(.fcb, layer: l),
-                           B: B, T: T, C: C, OC: 4 * C, bf16: bf16(w16, .fcw, layer: l))
-            GELU.forward(out: fchGelu, inp: fch, N: BT * 4 * C)
-            Matmul.forward(out: residual3, inp: fchGelu, weight: p.pointer(.fcprojw, layer: l),
-                           bias: p.pointer(.fcprojb, layer: l), B: B, T: T, C: 4 * C, OC: C, residual: residual2,
-                           bf16: bf16(w16, .fcprojw, layer: l))
+            // Layer l's activations land in their slices, kept for backward (ln1, ln2 and the
+            // GELU output are recomputed there, so one buffer serves every layer).
+            let io = TransformerBlock.Buffers(
+                ln1: a.ln1, ln1Mean: a.ln1Mean + l * BT, ln1Rstd: a.ln1Rstd + l * BT, qkv: a.qkv + l * BT * 3 * C,
+                atty: a.atty + l * BT * C, residual2: a.residual2 + l * BT * C, ln2: a.ln2, ln2Mean: a.ln2Mean + l * BT,
+                ln2Rstd: a.ln2Rstd + l * BT, fch: a.fch + l * BT * 4 * C, fchGelu: a.fchGelu, output: a.residual3 + l * BT * C)
+            let lse = a.attLse + l * B * NH * T
+            TransformerBlock.forward(p, layer: l, input: l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C, buffers: io, N: BT, C: C,
+                                     bf16: { self.bf16(w16, $0, layer: l) }) { qkv, atty in
+                Attention.forward(out: atty, lse: lse, inp: qkv, B: B, T: T, C: C, NH: NH, scratch: a.attScratch)
+            }
         }
         let last = a.residual3 + (L - 1) * BT * C
         LayerNorm.forward(out: a.lnf, mean: a.lnfMean, rstd: a.lnfRstd, inp: last,
