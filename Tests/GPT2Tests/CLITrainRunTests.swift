@@ -220,6 +220,24 @@ final class CLITrainRunTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.text.contains("note: total batch 256 tokens (1 micro-step(s) of B=4 T=64)"), r.text)
         XCTAssertTrue(r.text.contains("note: warmup 1 steps"), r.text)
+        // The default CPU precision is the fastest that passes its start-up check, stated in the header.
+        let bf16 = CPUMatmulPath.bf16AVX512.unavailableReason == nil || CPUMatmulPath.bf16AMX.unavailableReason == nil
+        XCTAssertTrue(r.text.contains(bf16 ? "device: CPU, precision bf16-" : "device: CPU, precision fp32"), r.text)
+    }
+
+    /// --precision bf16 trains where the CPU has bf16 instructions and says why not elsewhere.
+    func testBF16TrainingOnTheCPU() throws {
+        let data = try Self.shards()
+        let run = try TestPaths.temporaryDirectory().appendingPathComponent("run").path
+        let r = try runGPT(["train", "--data", data, "--out", run, "--max-steps", "3", "--val-every", "1000", "--precision", "bf16"] + Self.tiny)
+        if CPUMatmulPath.bf16AVX512.unavailableReason == nil || CPUMatmulPath.bf16AMX.unavailableReason == nil {
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.text.contains("device: CPU, precision bf16-"), r.text)
+            XCTAssertEqual(try Self.logSteps(run, kind: "train"), [0, 1, 2])
+        } else {
+            XCTAssertEqual(r.status, 1)
+            XCTAssertTrue(r.stderr.contains("bf16 is unavailable on this CPU"), r.stderr)
+        }
     }
 }
 

@@ -100,7 +100,8 @@ enum Cluster {
     static func trainArguments(data: String, steps: Int, checkpointEvery: Int = 3) -> [String] {
         ["train", "--data", data, "--layers", "2", "--heads", "2", "--embd", "32", "--seq", "32", "-B", "2", "-T", "16",
          "--total-batch", "64", "--max-steps", "\(steps)", "--warmup-steps", "2", "--val-every", "1000", "--val-steps", "1",
-         "--sample-tokens", "0", "--checkpoint-every", "\(checkpointEvery)", "--keep-checkpoints", "2", "--no-tensorboard"]
+         "--sample-tokens", "0", "--checkpoint-every", "\(checkpointEvery)", "--keep-checkpoints", "2", "--no-tensorboard",
+         "--precision", "fp32"]   // fp32: ranks are compared with one process at 1e-5
     }
 
     /// The steps of the short runs compared with each other.
