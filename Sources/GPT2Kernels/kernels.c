@@ -351,3 +351,19 @@ int gpt2k_cpu_level(void) {
 #endif
     return 0;
 }
+
+// MARK: - Transpose
+
+/// dst (cols, rows) = srcᵀ for src (rows, cols), destination rows [c0, c1): 32 x 32 tiles so both
+/// sides stay in cache lines (a naive loop strides one side by a whole row per element).
+void gpt2k_transpose(float *dst, const float *src, size_t rows, size_t cols, size_t c0, size_t c1) {
+    enum { TILE = 32 };
+    for (size_t cb = c0; cb < c1; cb += TILE) {
+        size_t ce = cb + TILE < c1 ? cb + TILE : c1;
+        for (size_t rb = 0; rb < rows; rb += TILE) {
+            size_t re = rb + TILE < rows ? rb + TILE : rows;
+            for (size_t c = cb; c < ce; c++)
+                for (size_t r = rb; r < re; r++) dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+}

@@ -181,7 +181,7 @@ final class HellaSwagTests: XCTestCase {
             acc_norm \(String(format: "%.4f", Double(norm) / 4)) (\(norm)/4)
 
             """)
-        XCTAssertTrue(r.stderr.contains("hellaswag 4/4"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("scored 4 examples in "), r.stderr)
         let bad = try runGPT(["eval", "hellaswag", "--model", Self.model])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("give --model and --data, or --download DIR"), bad.stderr)

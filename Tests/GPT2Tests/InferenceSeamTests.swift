@@ -49,4 +49,29 @@ final class InferenceSeamTests: XCTestCase {
         }
         XCTAssertEqual(try windowedLoss(engine: model, ids: ids), total / 44, accuracy: 1e-6)   // GEMV vs SGEMM rounding
     }
+
+    /// The CPU's shared-context scoring equals scoring whole rows (hellaswag.py's method), for
+    /// contexts and continuations of every length (continuations of one token included) and
+    /// groups split by the token budget.
+    func testSharedContextScoringEqualsWholeRows() throws {
+        let model = GPT2(config: GPT2Config(maxSeqLen: 24, vocabSize: 96, numLayers: 2, numHeads: 2, channels: 32))
+        model.initializeRandom(seed: 8)
+        var rng = SplitMix64(seed: 3)
+        func ids(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.next() % 96) } }
+        var items: [ContinuationItem] = []
+        for i in 0..<9 {
+            let ctx = 1 + i * 2
+            items.append(ContinuationItem(context: ids(ctx), continuations: (0..<(1 + i % 4)).map { k in ids(1 + (i + k) % (25 - ctx)) }))
+        }
+        for budget in [1, 40, 10_000] {
+            let shared = try model.continuationLosses(items, maxTokensPerCall: budget)
+            let rows = try model.continuationLossesByRows(items, maxTokensPerCall: budget)
+            XCTAssertEqual(shared.map { $0.map(\.count) }, rows.map { $0.map(\.count) })
+            for (a, b) in zip(shared.joined().joined(), rows.joined().joined()) {
+                XCTAssertEqual(a, b, accuracy: 1e-5 * max(1, abs(b)), "budget \(budget)")
+            }
+        }
+        XCTAssertThrowsError(try model.continuationLosses([ContinuationItem(context: ids(20), continuations: [ids(6)])], maxTokensPerCall: 100))
+        XCTAssertThrowsError(try model.continuationLosses([ContinuationItem(context: [], continuations: [ids(2)])], maxTokensPerCall: 100))
+    }
 }

@@ -336,9 +336,9 @@ public enum HellaSwag {
 /// - Parameters:
 ///   - engine: any engine whose vocabulary covers the tokens (check with `HellaSwag.validate`).
 ///   - examples: all examples; this rank scores those with `i % worldSize == rank`.
-///   - maxTokensPerForward: examples are packed (4 rows each, padded to the longest row) into
-///     one scoring call until B·T would exceed this (always at least one example); default: the
-///     engine's `preferredTokensPerCall`.
+///   - maxTokensPerForward: examples go to the engine's `continuationLosses` in groups of about
+///     this many tokens (always at least one example); default: the engine's
+///     `preferredTokensPerCall`.
 ///   - progress: called after each scoring call with this rank's running result.
 /// - Returns: this rank's counts and predictions; sum the counts with `summed(over:)`.
 public func evaluateHellaSwag(engine: any InferenceEngine, examples: [HellaSwagExample], rank: Int = 0, worldSize: Int = 1,
@@ -353,43 +353,37 @@ public func evaluateHellaSwag(engine: any InferenceEngine, examples: [HellaSwagE
         .map { ($0, $0.context.count + ($0.endings.map(\.count).max() ?? 0)) }
         .enumerated().sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element.0)
     var result = HellaSwagResult()
-    var inputs: [Int32] = [], targets: [Int32] = []
+    // An example whose endings all fit the context window is one item (its context scored once by
+    // engines that share it); one with a row too long keeps the end of each row, as its own item.
+    func items(_ ex: HellaSwagExample) -> [ContinuationItem] {
+        if ex.endings.allSatisfy({ ex.context.count + $0.count <= maxSeqLen + 1 }) {
+            return [ContinuationItem(context: ex.context, continuations: ex.endings)]
+        }
+        return ex.endings.map { e in
+            let r = HellaSwag.render(context: ex.context, ending: e, maxSeqLen: maxSeqLen)
+            return ContinuationItem(context: Array(r.tokens.prefix(r.scoreFrom)), continuations: [Array(r.tokens.dropFirst(r.scoreFrom))])
+        }
+    }
     var start = 0
     while start < mine.count {
-        // Pack examples while B·T stays within the budget.
-        var rows: [(tokens: ArraySlice<Int32>, scoreFrom: Int)] = []
-        var T = 0, end = start
+        // Examples while their tokens stay within the budget (always at least one).
+        var end = start, tokens = 0, batch: [ContinuationItem] = [], counts: [Int] = []
         while end < mine.count {
-            let r = mine[end].endings.map { HellaSwag.render(context: mine[end].context, ending: $0, maxSeqLen: maxSeqLen) }
-            let t = max(T, r.map { $0.tokens.count - 1 }.max()!)
-            if end > start && (rows.count + r.count) * t > maxTokensPerForward { break }
-            rows += r
-            T = t
+            let its = items(mine[end])
+            let n = its.reduce(0) { $0 + $1.context.count + $1.continuations.reduce(0) { $0 + $1.count } }
+            if end > start && tokens + n > maxTokensPerForward { break }
+            batch += its
+            counts.append(its.count)
+            tokens += n
             end += 1
         }
-        let B = rows.count
-        inputs = [Int32](repeating: 0, count: B * T)     // padding: token 0, never scored
-        targets = [Int32](repeating: -1, count: B * T)   // -1: not scored (context and padding)
-        for (b, r) in rows.enumerated() {
-            let row = Array(r.tokens)
-            for t in 0..<row.count - 1 {
-                inputs[b * T + t] = row[t]
-                if t >= r.scoreFrom - 1 { targets[b * T + t] = row[t + 1] }
-            }
-        }
-        let losses = try engine.tokenLosses(inputs: inputs, targets: targets, B: B, T: T)
-        var b = 0
-        for ex in mine[start..<end] {
-            var sums: [Double] = [], means: [Double] = []
-            for _ in ex.endings {
-                let r = rows[b]
-                // position t predicts row[t + 1]: scored tokens scoreFrom..<count come from t = scoreFrom-1...
-                var s = 0.0
-                for t in (r.scoreFrom - 1)..<(r.tokens.count - 1) { s += Double(losses[b * T + t]) }
-                sums.append(s)
-                means.append(s / Double(r.tokens.count - r.scoreFrom))
-                b += 1
-            }
+        let losses = try engine.continuationLosses(batch, maxTokensPerCall: maxTokensPerForward)
+        var i = 0
+        for (ex, count) in zip(mine[start..<end], counts) {
+            let endingLosses = losses[i..<i + count].flatMap { $0 }   // one list per ending
+            i += count
+            let sums = endingLosses.map { $0.reduce(0.0) { $0 + Double($1) } }
+            let means = zip(sums, endingLosses).map { $0 / Double($1.count) }
             let pred = sums.indices.min { sums[$0] < sums[$1] }!
             let predNorm = means.indices.min { means[$0] < means[$1] }!
             result.total += 1

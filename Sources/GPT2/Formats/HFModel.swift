@@ -5,6 +5,7 @@
 // Conv1D weights are stored (in, out) and transposed into llm.c's (out, in); wte gets zero
 // padding rows up to paddedVocabSize. Reference: nanoGPT GPT.from_pretrained.
 import Foundation
+import GPT2Kernels
 
 /// Errors loading or saving a Hugging Face GPT-2 directory.
 public enum HFModelError: LocalizedError {
@@ -145,7 +146,10 @@ public func loadHFModel(directory: String) throws -> GPT2 {
                 let inDim = shape[0], outDim = shape[1]
                 let tmp = try file.floats(key, expectedShape: shape)
                 tmp.withUnsafeBufferPointer { src in
-                    for i in 0..<inDim { for o in 0..<outDim { dst[o * inDim + i] = src[i * outDim + o] } }
+                    let box = UncheckedSendable(value: (dst, src.baseAddress!))
+                    Parallel.chunks(outDim, minChunk: 64, align: 32) { r in
+                        gpt2k_transpose(box.value.0, box.value.1, inDim, outDim, r.lowerBound, r.upperBound)
+                    }
                 }
             } else {
                 // wte: (V, C) into the first V rows of (Vp, C); padding rows stay 0

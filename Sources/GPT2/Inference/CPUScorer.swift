@@ -13,7 +13,7 @@ enum CPUScorer {
     /// Ids must already be checked against the vocabulary.
     static func tokenLosses(model: GPT2, inputs: [Int32], targets: [Int32], B: Int, T: Int) -> [Float] {
         let c = model.config, p = model.params
-        let C = c.channels, NH = c.numHeads, V = c.vocabSize, Vp = c.paddedVocabSize, N = B * T
+        let C = c.channels, NH = c.numHeads, N = B * T
         let scored = targets.indices.filter { targets[$0] >= 0 }
         var out = [Float](repeating: 0, count: N)
         guard !scored.isEmpty else { return out }
@@ -38,25 +38,33 @@ enum CPUScorer {
             }
         }
 
-        // Final LayerNorm, LM head and cross-entropy on the scored rows only, a block at a time.
-        let block = min(headRows, scored.count)
-        let rows = UnsafeMutablePointer<Float>.allocate(capacity: block * C + block * C + block * Vp + 2 * block)
-        defer { rows.deallocate() }
-        let gathered = rows, normed = rows + block * C, logits = normed + block * C, losses = logits + block * Vp, rowLse = losses + block
-        var rowTargets = [Int32](repeating: 0, count: block)
-        for b0 in stride(from: 0, to: scored.count, by: block) {
-            let n = min(block, scored.count - b0)
-            for j in 0..<n {
-                let i = scored[b0 + j]
-                (gathered + j * C).update(from: x + i * C, count: C)
-                rowTargets[j] = targets[i]
-            }
+        // Final LayerNorm, LM head and cross-entropy on the scored rows only.
+        let losses = headLosses(model: model, rows: scored.map { UnsafePointer(x + $0 * C) }, targets: scored.map { targets[$0] },
+                                bf16: w16(.wte, nil))
+        for (j, i) in scored.enumerated() { out[i] = losses[j] }
+        return out
+    }
+
+    /// Final LayerNorm, LM head and cross-entropy of `rows` (each C floats of the last block's
+    /// output) against `targets`, a block of rows at a time (bounds the (rows, Vp) logits).
+    static func headLosses(model: GPT2, rows: [UnsafePointer<Float>], targets: [Int32], bf16: Matmul.BF16Weight?) -> [Float] {
+        let c = model.config, p = model.params, C = c.channels, V = c.vocabSize, Vp = c.paddedVocabSize
+        var out = [Float](repeating: 0, count: rows.count)
+        guard !rows.isEmpty else { return out }
+        let block = min(headRows, rows.count)
+        let memory = UnsafeMutablePointer<Float>.allocate(capacity: 2 * block * C + block * Vp + 4 * block)
+        defer { memory.deallocate() }
+        let gathered = memory, normed = memory + block * C, logits = normed + block * C
+        let losses = logits + block * Vp, lse = losses + block, mean = lse + block, rstd = mean + block
+        for b0 in stride(from: 0, to: rows.count, by: block) {
+            let n = min(block, rows.count - b0)
+            for j in 0..<n { (gathered + j * C).update(from: rows[b0 + j], count: C) }
             LayerNorm.forward(out: normed, mean: mean, rstd: rstd, inp: gathered, weight: p.pointer(.lnfw), bias: p.pointer(.lnfb), B: 1, T: n, C: C)
-            Linear.forward(out: logits, inp: normed, weight: p.pointer(.wte), bias: nil, N: n, C: C, OC: Vp, bf16: w16(.wte, nil))
-            rowTargets.withUnsafeBufferPointer {
-                CrossEntropy.forward(losses: losses, lse: rowLse, logits: logits, targets: $0.baseAddress!, B: 1, T: n, V: V, Vp: Vp)
+            Linear.forward(out: logits, inp: normed, weight: p.pointer(.wte), bias: nil, N: n, C: C, OC: Vp, bf16: bf16)
+            Array(targets[b0..<b0 + n]).withUnsafeBufferPointer {
+                CrossEntropy.forward(losses: losses, lse: lse, logits: logits, targets: $0.baseAddress!, B: 1, T: n, V: V, Vp: Vp)
             }
-            for j in 0..<n { out[scored[b0 + j]] = losses[j] }
+            for j in 0..<n { out[b0 + j] = losses[j] }
         }
         return out
     }

@@ -11,6 +11,12 @@ extension GPT2: InferenceEngine {
         return CPUScorer.tokenLosses(model: self, inputs: inputs, targets: targets, B: B, T: T)
     }
 
+    /// Each context once, its continuations over its cached keys and values.
+    public func continuationLosses(_ items: [ContinuationItem], maxTokensPerCall: Int) throws -> [[[Float]]] {
+        try checkContinuations(items)
+        return CPUContinuationScorer.losses(model: self, items: items, maxTokensPerCall: maxTokensPerCall)
+    }
+
     public func makeDecoder(samples: Int, maxLength: Int) throws -> any TokenDecoder {
         try CPUDecoder(model: self, samples: samples, maxLength: maxLength)
     }

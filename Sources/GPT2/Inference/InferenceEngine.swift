@@ -18,6 +18,10 @@ public protocol InferenceEngine: AnyObject {
     /// input outside [0, vocabSize) or a target at or above vocabSize, and `.tooLong` for T
     /// beyond the context.
     func tokenLosses(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float]
+    /// The losses of each item's continuations given its context: result[i][k][j] is the loss
+    /// of continuation k's token j (token 0 predicted from the context's last token), in calls of
+    /// about `maxTokensPerCall` tokens. Default: whole rows through `tokenLosses`.
+    func continuationLosses(_ items: [ContinuationItem], maxTokensPerCall: Int) throws -> [[[Float]]]
     /// A decoder with a KV cache for `samples` sequences of at most `maxLength` positions
     /// (1 ≤ maxLength ≤ config.maxSeqLen).
     func makeDecoder(samples: Int, maxLength: Int) throws -> any TokenDecoder

@@ -86,6 +86,10 @@ int gpt2k_cpu_level(void);
 /// it by value to ncclCommInitRank through a @convention(c) function type (no NCCL is linked).
 typedef struct { char internal[128]; } gpt2_nccl_unique_id;
 
+// MARK: - Transpose
+/// dst (cols, rows) = srcᵀ for src (rows, cols), for destination rows [c0, c1) (threads split them).
+void gpt2k_transpose(float *dst, const float *src, size_t rows, size_t cols, size_t c0, size_t c1);
+
 // MARK: - CRC-32C (Castagnoli)
 /// Continues a CRC-32C: pass 0 to start; gpt2k_crc32c_update(0, "123456789", 9) == 0xE3069283.
 uint32_t gpt2k_crc32c_update(uint32_t crc, const void *data, size_t n);
