@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 threads=${THREADS:-$(nproc)}
 small=${SMALL:-100}
-gpt2=${GPT2:-16}
+gpt2=${GPT2:-32}
 work=${WORK:-/tmp/gpt-hellaswag-bench}
 export GPT2_NUM_THREADS=$threads OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 swift build -c release --product gpt >/dev/null
