@@ -14,8 +14,7 @@ public final class Generator {
         self.samples = samples
     }
 
-    /// A generator on the CPU model `model` (`maxLength` is accepted for source compatibility;
-    /// the decoder is sized per call).
+    /// A generator on the CPU model `model` (the decoder is sized per call).
     public convenience init(model: GPT2, samples: Int) {
         self.init(engine: model, samples: samples)
     }
