@@ -126,23 +126,8 @@ public enum CPUSelftest {
     }
 
     static func result(_ name: String, _ a: [Float], _ b: [Float], _ kind: ToleranceKind) -> CPUSelftestResult {
-        var maxDiff: Float = 0, maxRef: Float = 0
-        for i in 0..<a.count {
-            let d = abs(a[i] - b[i])
-            if d.isNaN { return CPUSelftestResult(name: name, maxRelativeError: .nan, tolerance: tolerance(kind)) }
-            maxDiff = max(maxDiff, d)
-            maxRef = max(maxRef, abs(b[i]))
-        }
-        return CPUSelftestResult(name: name, maxRelativeError: maxRef == 0 ? maxDiff : maxDiff / maxRef, tolerance: tolerance(kind))
+        CPUSelftestResult(name: name, maxRelativeError: SelftestMetrics.maxRelativeError(a, b), tolerance: tolerance(kind))
     }
 
-    static func l2RelError(_ a: [Float], _ b: [Float]) -> Float {
-        var num = 0.0, den = 0.0
-        for i in 0..<a.count {
-            let d = Double(a[i]) - Double(b[i])
-            num += d * d
-            den += Double(b[i]) * Double(b[i])
-        }
-        return den == 0 ? Float(num.squareRoot()) : Float((num / den).squareRoot())
-    }
+    static func l2RelError(_ a: [Float], _ b: [Float]) -> Float { SelftestMetrics.l2RelativeError(a, b) }
 }

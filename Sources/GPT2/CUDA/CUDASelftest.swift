@@ -36,32 +36,12 @@ public enum CUDASelftest {
     public enum ToleranceKind: Sendable { case elementwise, reduction, matmul, attention, fp32State, modelLoss, modelGrad, modelParams }
 
     static func relError(_ a: UnsafeBufferPointer<Float>, _ b: UnsafeBufferPointer<Float>) -> Float {
-        precondition(a.count == b.count, "relError: \(a.count) vs \(b.count) values")
-        var maxDiff: Float = 0, maxRef: Float = 0
-        for i in 0..<a.count {
-            let d = abs(a[i] - b[i])
-            maxDiff = d.isNaN ? .nan : max(maxDiff, d)
-            maxRef = max(maxRef, abs(b[i]))
-            if maxDiff.isNaN { return .nan }
-        }
-        return maxRef == 0 ? maxDiff : maxDiff / maxRef
+        SelftestMetrics.maxRelativeError(a, b)
     }
 
-    /// ‖a − b‖₂ / ‖b‖₂ (in Double).
-    static func l2RelError(_ a: [Float], _ b: [Float]) -> Float {
-        precondition(a.count == b.count, "l2RelError: \(a.count) vs \(b.count) values")
-        var num = 0.0, den = 0.0
-        for i in 0..<a.count {
-            let d = Double(a[i]) - Double(b[i])
-            num += d * d
-            den += Double(b[i]) * Double(b[i])
-        }
-        return den == 0 ? Float(num.squareRoot()) : Float((num / den).squareRoot())
-    }
+    static func relError(_ a: [Float], _ b: [Float]) -> Float { SelftestMetrics.maxRelativeError(a, b) }
 
-    static func relError(_ a: [Float], _ b: [Float]) -> Float {
-        a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { relError(x, $0) } }
-    }
+    static func l2RelError(_ a: [Float], _ b: [Float]) -> Float { SelftestMetrics.l2RelativeError(a, b) }
 
     /// Host helpers bound to one context.
     struct Harness {
