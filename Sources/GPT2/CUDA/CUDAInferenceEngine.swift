@@ -28,16 +28,6 @@ public final class CUDAInferenceEngine: InferenceEngine, @unchecked Sendable {
         scorer = CUDAScorer(context: context, config: c)
     }
 
-    public var preferredTokensPerCall: Int { scorer.preferredTokensPerCall }
-
-    public func tokenLosses(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float] {
-        try checkScoring(inputs: inputs, targets: targets, B: B, T: T)
-        return try scorer.tokenLosses(weights: weights, inputs: inputs, targets: targets, B: B, T: T)
-    }
-
-    public func makeDecoder(samples: Int, maxLength: Int) throws -> any TokenDecoder {
-        try CUDADecoder(context: context, weights: weights, owner: self, samples: samples, maxLength: maxLength)
-    }
 }
 
 /// An inference engine on the GPU of `context` holding `model`'s weights.
@@ -45,17 +35,27 @@ public func makeCUDAInferenceEngine(model: GPT2, context: CUDAContext) throws ->
     try CUDAInferenceEngine(model: model, context: context)
 }
 
-extension CUDABackend: InferenceEngine {
+/// What both GPU engines hold: the seam's scoring and decoding read `weights` where they are.
+/// For `CUDABackend` those are the live training weights, so scores and samples see the latest
+/// update with no host copy.
+protocol CUDAWeightsOnDevice: InferenceEngine, AnyObject {
+    var context: CUDAContext { get }
+    var weights: CUDAWeights { get }
+    var scorer: CUDAScorer { get }
+}
+
+extension CUDAWeightsOnDevice {
     public var preferredTokensPerCall: Int { scorer.preferredTokensPerCall }
 
-    /// Scores on the training weights as they are now (between optimizer steps).
     public func tokenLosses(inputs: [Int32], targets: [Int32], B: Int, T: Int) throws -> [Float] {
         try checkScoring(inputs: inputs, targets: targets, B: B, T: T)
         return try scorer.tokenLosses(weights: weights, inputs: inputs, targets: targets, B: B, T: T)
     }
 
-    /// A decoder reading the training weights live (each call sees the latest update).
     public func makeDecoder(samples: Int, maxLength: Int) throws -> any TokenDecoder {
         try CUDADecoder(context: context, weights: weights, owner: self, samples: samples, maxLength: maxLength)
     }
 }
+
+extension CUDAInferenceEngine: CUDAWeightsOnDevice {}
+extension CUDABackend: CUDAWeightsOnDevice {}
