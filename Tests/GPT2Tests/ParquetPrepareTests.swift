@@ -140,7 +140,8 @@ final class ParquetPrepareTests: XCTestCase {
             XCTAssertFalse(message.contains("\n"), message)
             XCTAssertTrue(error is DocumentError || error is PrepareError || error is ParquetError, "\(error)")
         }
-        for name in ["snappy_dict_v1_nulls.parquet", "gzip_plain_v2_required.parquet", "zstd_dict_v2_nulls_around.parquet", "none_fallback_v1.parquet"] {
+        for name in ["snappy_dict_v1_nulls.parquet", "gzip_plain_v2_required.parquet", "zstd_dict_v2_nulls_around.parquet", "none_fallback_v1.parquet",
+                     "none_delta_length_v1.parquet", "none_delta_byte_array_v2.parquet"] {
             let good = try DataTestSupport.bytes(ParquetTestSupport.committed + "/" + name)
             let path = dir + "/" + name
             for _ in 0..<300 {

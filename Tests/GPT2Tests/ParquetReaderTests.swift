@@ -1,8 +1,9 @@
 // ParquetFile against pyarrow: every writer variant (codec x dictionary x page version x nulls x
-// row-group size x column layout, dictionary->PLAIN fallback, many pages, a multi-MB string) reads
-// back exactly as pyarrow reads it, with libsnappy and with the built-in Snappy decoder; committed
-// fixtures (no Python needed) with their tiktoken ids; column and codec errors; the Snappy and
-// RLE/bit-packed decoders on hand-made and corrupt input.
+// row-group size x column layout, dictionary->PLAIN fallback, DELTA_LENGTH_BYTE_ARRAY and
+// DELTA_BYTE_ARRAY, many pages, a multi-MB string) reads back exactly as pyarrow reads it, with
+// libsnappy and with the built-in Snappy decoder; committed fixtures (no Python needed) with their
+// tiktoken ids; column and codec errors; the Snappy, RLE/bit-packed and DELTA_BINARY_PACKED
+// decoders on hand-made and corrupt input.
 import Foundation
 import XCTest
 @testable import GPT2
@@ -10,7 +11,8 @@ import XCTest
 final class ParquetReaderTests: XCTestCase {
     func testMatrixReadsLikePyarrow() throws {
         let m = try ParquetTestSupport.matrix()
-        XCTAssertGreaterThanOrEqual(m.entries.count, 68)
+        XCTAssertGreaterThanOrEqual(m.entries.count, 77)
+        XCTAssertEqual(m.entries.filter { $0.file.hasPrefix("delta_") }.count, 9)
         for entry in m.entries {
             let values = try ParquetTestSupport.readColumn(m.files + "/" + entry.file)
             XCTAssertEqual(values, entry.values, entry.file)
@@ -35,7 +37,7 @@ final class ParquetReaderTests: XCTestCase {
         struct Expected: Decodable { var values: [String?]; var nulls: Int; var tokens: [Int32] }
         let dir = ParquetTestSupport.committed
         let expected = try JSONDecoder().decode([String: Expected].self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/expected.json")))
-        XCTAssertEqual(expected.count, 4)
+        XCTAssertEqual(expected.count, 6)
         for useSystemLibrary in [true, false] {
             Snappy.useSystemLibrary = useSystemLibrary
             defer { Snappy.useSystemLibrary = true }
@@ -187,6 +189,34 @@ final class ParquetReaderTests: XCTestCase {
         XCTAssertEqual(RLEHybridDecoder.bitWidth(forMaxValue: 0), 0)
         XCTAssertEqual(RLEHybridDecoder.bitWidth(forMaxValue: 1), 1)
         XCTAssertEqual(RLEHybridDecoder.bitWidth(forMaxValue: 4), 3)
+    }
+
+    // MARK: - DELTA_BINARY_PACKED
+
+    func testDeltaBinaryPackedDecoder() throws {
+        func decode(_ bytes: [UInt8], maxCount: Int = 1000) throws -> ([Int32], Int) {
+            try bytes.withUnsafeBytes { raw throws(ThriftError) in try DeltaDecoder.binaryPacked(raw, maxCount: maxCount) }
+        }
+        // Encodings.md's first example, 1...5: every delta is the min delta, so the widths are 0 and
+        // no miniblock has bytes. Header: block 128, 4 miniblocks, 5 values, first 1 (zigzag 2).
+        let ones: [UInt8] = [0x80, 0x01, 0x04, 0x05, 0x02, /* min delta 1 */ 0x02, 0, 0, 0, 0]
+        XCTAssertEqual(try decode(ones + [0xAA]).0, [1, 2, 3, 4, 5])
+        XCTAssertEqual(try decode(ones + [0xAA]).1, ones.count)
+        // The second, 7 5 3 1 2 3 4 5: min delta −2 (zigzag 3), the first miniblock 0 0 0 3 3 3 3 at
+        // width 2, padded to 32 values (8 bytes); the bytes after it belong to the next section.
+        let second: [UInt8] = [0x80, 0x01, 0x04, 0x08, 0x0E, 0x03, 2, 0, 0, 0, 0xC0, 0x3F, 0, 0, 0, 0, 0, 0]
+        XCTAssertEqual(try decode(second + [0x58, 0x59]).0, [7, 5, 3, 1, 2, 3, 4, 5])
+        XCTAssertEqual(try decode(second + [0x58, 0x59]).1, second.count)
+        // One value: the header alone; none: likewise.
+        XCTAssertEqual(try decode([0x80, 0x01, 0x04, 0x01, 0x54]).0, [42])
+        XCTAssertEqual(try decode([0x80, 0x01, 0x04, 0x00, 0x00]).0, [])
+        // Bad input throws: cut short, width above 32, more values than the page, a block size that is
+        // not a multiple of 128, miniblocks that are not a multiple of 32 values.
+        XCTAssertThrowsError(try decode(Array(second.prefix(12))))
+        XCTAssertThrowsError(try decode([0x80, 0x01, 0x04, 0x08, 0x0E, 0x03, 33, 0, 0, 0] + [UInt8](repeating: 0, count: 200)))
+        XCTAssertThrowsError(try decode(second, maxCount: 7))
+        XCTAssertThrowsError(try decode([0x64, 0x04, 0x05, 0x02, 0x02, 0, 0, 0, 0]))
+        XCTAssertThrowsError(try decode([0x80, 0x01, 0x08, 0x05, 0x02, 0x02, 0, 0, 0, 0, 0, 0, 0, 0]))
     }
 }
 

@@ -158,6 +158,21 @@ def matrix(out):
     long_doc = (SHAKESPEARE * 3)[: 3 * 1024 * 1024]
     add("long", ["short one", long_doc, None, "short two"], compression="snappy")
 
+    # DELTA_LENGTH_BYTE_ARRAY and DELTA_BYTE_ARRAY (parquet-mr's v2 fallback for strings), v1 and v2:
+    # sorted documents so values share prefixes; several blocks per page, and many pages (the
+    # front coding restarts on each page); the multi-MB string.
+    for encoding, short in [("DELTA_LENGTH_BYTE_ARRAY", "dlba"), ("DELTA_BYTE_ARRAY", "dba")]:
+        for version in ["1.0", "2.0"]:
+            texts = sorted(d for d in documents(rng, 400, nulls=False))
+            docs = [None if i % 5 == 3 else d for i, d in enumerate(texts)]
+            for suffix, layout, options in [("snappy", "fineweb", dict(compression="snappy")),
+                                            ("pages", "around", dict(compression="none", data_page_size=512, write_batch_size=8))]:
+                path = add(f"delta_{short}_v{version[0]}_{suffix}", docs, layout, use_dictionary=False,
+                           column_encoding={"text": encoding}, data_page_version=version, **options)
+                assert encoding in encodings(path)[0], path
+    add("delta_long", ["short one", long_doc, None, long_doc[:1000] + "x", "short two"], compression="zstd",
+        use_dictionary=False, column_encoding={"text": "DELTA_BYTE_ARRAY"})
+
     # Codecs the reader refuses.
     for codec in ["lz4", "brotli"]:
         write(os.path.join(unsupported, codec + ".parquet"), table(documents(rng, 5, False), "fineweb", True), compression=codec)
@@ -184,6 +199,10 @@ def fixtures(out):
         ("zstd_dict_v2_nulls_around", dict(compression="zstd", use_dictionary=True, data_page_version="2.0", row_group_size=5), True, "around"),
         ("none_fallback_v1", dict(compression="none", use_dictionary=True, dictionary_pagesize_limit=256,
                                   data_page_size=128, write_batch_size=4, data_page_version="1.0"), True, "alone"),
+        ("none_delta_length_v1", dict(compression="none", use_dictionary=False, column_encoding={"text": "DELTA_LENGTH_BYTE_ARRAY"},
+                                      data_page_version="1.0"), True, "alone"),
+        ("none_delta_byte_array_v2", dict(compression="none", use_dictionary=False, column_encoding={"text": "DELTA_BYTE_ARRAY"},
+                                          data_page_version="2.0", data_page_size=256, write_batch_size=4), True, "fineweb"),
     ]
     enc = tiktoken_reference.load()
     expected = {}

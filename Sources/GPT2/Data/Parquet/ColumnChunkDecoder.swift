@@ -1,9 +1,11 @@
 // Decodes the pages of one BYTE_ARRAY column chunk into its string values: an optional dictionary
 // page (PLAIN values), then data pages v1 (levels and values compressed together; levels carry a
 // 4-byte length) or v2 (levels first and never compressed, lengths in the header), whose values are
-// PLAIN or dictionary indices (RLE/bit-packed hybrid). A writer may fall back from dictionary to
-// PLAIN pages partway through a chunk. Values are not copied: each is a span of a decompressed page
-// (or of the raw chunk for uncompressed pages) or of the dictionary.
+// PLAIN, dictionary indices (RLE/bit-packed hybrid), DELTA_LENGTH_BYTE_ARRAY or DELTA_BYTE_ARRAY
+// (DeltaDecoder.swift). A writer may fall back from dictionary to PLAIN (or DELTA) pages partway
+// through a chunk. Values are not copied: each is a span of a decompressed page (or of the raw
+// chunk for uncompressed pages) or of the dictionary; only DELTA_BYTE_ARRAY pages, whose values
+// share prefixes, are rebuilt into a storage of their own.
 
 /// Immutable bytes shared by decoded values and the threads that tokenize them.
 final class ByteStorage: Sendable {
@@ -118,7 +120,7 @@ struct ColumnChunkDecoder {
                 }
                 try dataValues(encoding: v1.encoding, bytes: bytes, range: valuesStart..<page.range.upperBound, storage: page.storage,
                                count: n, levels: levels, firstRow: values, dictionary: dictionary, hasDictionary: hasDictionary,
-                               spans: &spans, nulls: &nulls)
+                               spans: &spans, nulls: &nulls, storages: &storages)
                 values += n
 
             case ParquetEnums.dataPageV2:
@@ -147,7 +149,7 @@ struct ColumnChunkDecoder {
                 let nullsBefore = nulls
                 try dataValues(encoding: v2.encoding, bytes: storages[Int(page.storage)].bytes, range: page.range, storage: page.storage,
                                count: n, levels: levels, firstRow: values, dictionary: dictionary, hasDictionary: hasDictionary,
-                               spans: &spans, nulls: &nulls)
+                               spans: &spans, nulls: &nulls, storages: &storages)
                 guard nulls - nullsBefore == Int(v2.numNulls) else {
                     throw corrupt("page v2 says \(v2.numNulls) nulls, its definition levels \(nulls - nullsBefore)")
                 }
@@ -207,7 +209,7 @@ struct ColumnChunkDecoder {
     /// Appends the spans of a data page's values; rows whose level is below the maximum are nulls.
     private func dataValues(encoding: Int32, bytes: [UInt8], range: Range<Int>, storage: Int32, count: Int, levels: [UInt32],
                             firstRow: Int, dictionary: [ValueSpan], hasDictionary: Bool,
-                            spans: inout [ValueSpan], nulls: inout Int) throws(ParquetError) {
+                            spans: inout [ValueSpan], nulls: inout Int, storages: inout [ByteStorage]) throws(ParquetError) {
         // Rows (in the row group) of the non-null values.
         var rows: [Int32] = []
         if levels.isEmpty {
@@ -253,8 +255,81 @@ struct ColumnChunkDecoder {
                 s.row = rows[k]
                 spans.append(s)
             }
+        case ParquetEnums.deltaLengthByteArray:
+            let (lengths, end) = try deltaInts(bytes, range, count: count, atLeast: rows.count, what: "DELTA_LENGTH_BYTE_ARRAY lengths")
+            var p = end
+            spans.reserveCapacity(spans.count + rows.count)
+            for k in 0..<rows.count {
+                let length = Int(lengths[k])
+                guard length >= 0, length <= range.upperBound - p else { throw corrupt("DELTA_LENGTH_BYTE_ARRAY value \(k) of \(length) bytes runs past its page") }
+                spans.append(ValueSpan(storage: storage, row: rows[k], start: p, count: length))
+                p += length
+            }
+        case ParquetEnums.deltaByteArray:
+            let (prefixes, suffixesAt) = try deltaInts(bytes, range, count: count, atLeast: rows.count, what: "DELTA_BYTE_ARRAY prefix lengths")
+            let (lengths, dataAt) = try deltaInts(bytes, suffixesAt..<range.upperBound, count: count, atLeast: rows.count,
+                                                  what: "DELTA_BYTE_ARRAY suffix lengths")
+            // Each value is rebuilt from the one before it, into a new storage.
+            var total = 0, previous = 0, p = dataAt
+            for k in 0..<rows.count {
+                let prefix = Int(prefixes[k]), suffix = Int(lengths[k])
+                guard prefix >= 0, prefix <= previous else { throw corrupt("DELTA_BYTE_ARRAY value \(k) shares \(prefix) bytes with a value of \(previous)") }
+                guard suffix >= 0, suffix <= range.upperBound - p else { throw corrupt("DELTA_BYTE_ARRAY value \(k) of \(suffix) bytes runs past its page") }
+                previous = prefix + suffix
+                total += previous
+                p += suffix
+                guard total <= Self.maxRebuiltPageBytes else { throw corrupt("a DELTA_BYTE_ARRAY page rebuilds to over \(Self.maxRebuiltPageBytes >> 20) MiB") }
+            }
+            var rebuilt = [UInt8](repeating: 0, count: total)
+            var valueStart = 0
+            previous = 0
+            p = dataAt
+            if total > 0 {
+                rebuilt.withUnsafeMutableBufferPointer { out in
+                    bytes.withUnsafeBufferPointer { src in
+                        let o = out.baseAddress!, s = src.baseAddress!
+                        for k in 0..<rows.count {
+                            let prefix = Int(prefixes[k]), suffix = Int(lengths[k])
+                            // The prefix from the value just behind this one, then the suffix from the page.
+                            (o + valueStart).update(from: o + valueStart - previous, count: prefix)
+                            (o + valueStart + prefix).update(from: s + p, count: suffix)
+                            p += suffix
+                            previous = prefix + suffix
+                            valueStart += previous
+                        }
+                    }
+                }
+            }
+            guard storages.count < Int(Int32.max) else { throw corrupt("too many pages") }
+            storages.append(ByteStorage(rebuilt))
+            let rebuiltStorage = Int32(storages.count - 1)
+            valueStart = 0
+            spans.reserveCapacity(spans.count + rows.count)
+            for k in 0..<rows.count {
+                let length = Int(prefixes[k]) + Int(lengths[k])
+                spans.append(ValueSpan(storage: rebuiltStorage, row: rows[k], start: valueStart, count: length))
+                valueStart += length
+            }
         default:
             throw ParquetError.unsupportedEncoding(path: path, column: column, encoding: ParquetEnums.encodingName(encoding))
+        }
+    }
+
+    /// Bounds the bytes one DELTA_BYTE_ARRAY page may rebuild (prefixes repeat bytes of earlier values).
+    static let maxRebuiltPageBytes = 1 << 31
+
+    /// The DELTA_BINARY_PACKED integers at the start of `range` (at least `atLeast`, at most the
+    /// page's `count`), and where the bytes after them start.
+    private func deltaInts(_ bytes: [UInt8], _ range: Range<Int>, count: Int, atLeast: Int,
+                           what: String) throws(ParquetError) -> ([Int32], Int) {
+        do throws(ThriftError) {
+            let (values, used) = try bytes.withBytes { (raw) throws(ThriftError) in
+                try DeltaDecoder.binaryPacked(UnsafeRawBufferPointer(rebasing: raw[range]), maxCount: count)
+            }
+            guard values.count >= atLeast else { throw ThriftError("\(values.count) values for \(atLeast) non-null rows") }
+            return (values, range.lowerBound + used)
+        } catch {
+            throw corrupt("\(what): \(error.message)")
         }
     }
 

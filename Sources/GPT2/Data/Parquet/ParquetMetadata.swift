@@ -17,6 +17,8 @@ enum ParquetEnums {
     static let plainDictionary: Int32 = 2
     static let rle: Int32 = 3
     static let bitPacked: Int32 = 4
+    static let deltaLengthByteArray: Int32 = 6
+    static let deltaByteArray: Int32 = 7
     static let rleDictionary: Int32 = 8
     static let encodingNames = [0: "PLAIN", 2: "PLAIN_DICTIONARY", 3: "RLE", 4: "BIT_PACKED", 5: "DELTA_BINARY_PACKED",
                                 6: "DELTA_LENGTH_BYTE_ARRAY", 7: "DELTA_BYTE_ARRAY", 8: "RLE_DICTIONARY", 9: "BYTE_STREAM_SPLIT"]
