@@ -2,6 +2,9 @@
 // Shakespeare corpus into the binary with C23 #embed: no resource bundle to ship beside `gpt`.
 #include "GPT2Resources.h"
 
+// #embed is C23; clang accepts it in the default C mode and says so once per use.
+#pragma clang diagnostic ignored "-Wc23-extensions"
+
 static const unsigned char encoder_json[] = {
 #embed "encoder.json"
 };

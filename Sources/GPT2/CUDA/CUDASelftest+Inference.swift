@@ -119,7 +119,6 @@ extension CUDASelftest {
         let training = try CUDABackend(config: config, B: 2, T: 16, context: ctx)
         try training.loadState(from: cpu, includeOptimizer: false)
         var rng = NormalRNG(seed: seed ^ 0x1234)
-        var t0 = Date()
         try checkScoring(cpu: cpu, engine: engine, training: training, rng: &rng, record: record)
         try checkHellaSwag(cpu: cpu, engine: engine, rng: &rng, record: record)
         try checkDecoding(cpu: cpu, gpu: engine, label: "inference engine", rng: &rng, record: record)
