@@ -12,11 +12,12 @@ enum DeltaDecoder {
     /// Decodes the DELTA_BINARY_PACKED int32 values at the start of `bytes` (wrapping arithmetic, as
     /// the writers use). Returns the values and the bytes they took.
     static func binaryPacked(_ bytes: UnsafeRawBufferPointer, maxCount: Int) throws(ThriftError) -> (values: [Int32], end: Int) {
-        var reader = BitReader(bytes: bytes)
-        let blockSize = try reader.uleb()
-        let miniblocks = try reader.uleb()
-        let total = try reader.uleb()
-        let first = try reader.zigzag()
+        // The header's varints and zigzag varints are Thrift compact's.
+        var reader = ThriftCompactReader(bytes)
+        let blockSize = try reader.readVarint()
+        let miniblocks = try reader.readVarint()
+        let total = try reader.readVarint()
+        let first = try reader.readI64()
         guard blockSize > 0, blockSize % 128 == 0, blockSize <= 1 << 20 else { throw ThriftError("DELTA block size \(blockSize) is not a multiple of 128") }
         guard miniblocks > 0, blockSize % miniblocks == 0, (blockSize / miniblocks) % 32 == 0 else {
             throw ThriftError("DELTA block of \(blockSize) values cannot hold \(miniblocks) miniblocks of a multiple of 32")
@@ -29,16 +30,16 @@ enum DeltaDecoder {
         var last = UInt32(truncatingIfNeeded: first)
         values.append(Int32(bitPattern: last))
         while values.count < count {
-            let minDelta = UInt32(truncatingIfNeeded: try reader.zigzag())
+            let minDelta = UInt32(truncatingIfNeeded: try reader.readI64())
             let widthsAt = reader.position
-            try reader.skip(Int(miniblocks))
+            try skip(&reader, Int(miniblocks))
             for m in 0..<Int(miniblocks) where values.count < count {
                 let width = Int(bytes[widthsAt + m])
                 guard width <= 32 else { throw ThriftError("DELTA miniblock bit width \(width) above 32") }
                 let start = reader.position
-                try reader.skip(perMiniblock * width / 8)  // padded to a whole miniblock
+                try skip(&reader, perMiniblock * width / 8)  // padded to a whole miniblock
                 for i in 0..<min(perMiniblock, count - values.count) {
-                    last = last &+ minDelta &+ reader.bits(at: start * 8 + i * width, width: width)
+                    last = last &+ minDelta &+ bits(bytes, at: start * 8 + i * width, width: width)
                     values.append(Int32(bitPattern: last))
                 }
             }
@@ -46,46 +47,20 @@ enum DeltaDecoder {
         return (values, reader.position)
     }
 
-    /// Reads bytes and bits of a little-endian, LSB-first stream.
-    struct BitReader {
-        let bytes: UnsafeRawBufferPointer
-        private(set) var position = 0
+    private static func skip(_ reader: inout ThriftCompactReader, _ n: Int) throws(ThriftError) {
+        guard n <= reader.remaining else { throw ThriftError("DELTA data ends \(n - reader.remaining) bytes early") }
+        reader.position += n
+    }
 
-        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-        mutating func uleb() throws(ThriftError) -> UInt64 {
-            var result: UInt64 = 0, shift: UInt64 = 0
-            while true {
-                guard position < bytes.count else { throw ThriftError("DELTA data ends inside a varint") }
-                let b = bytes[position]
-                position += 1
-                result |= UInt64(b & 0x7F) << shift
-                if b & 0x80 == 0 { return result }
-                shift += 7
-                guard shift < 64 else { throw ThriftError("DELTA varint longer than 10 bytes") }
-            }
+    /// `width` (≤ 32) bits of `bytes` from bit `bit`, LSB first; the caller has checked they lie inside.
+    private static func bits(_ bytes: UnsafeRawBufferPointer, at bit: Int, width: Int) -> UInt32 {
+        var value: UInt64 = 0, got = 0, at = bit
+        while got < width {
+            let offset = at & 7, n = min(8 - offset, width - got)
+            value |= UInt64((bytes[at >> 3] >> UInt8(offset)) & UInt8((1 << n) - 1)) << UInt64(got)
+            got += n
+            at += n
         }
-
-        mutating func zigzag() throws(ThriftError) -> Int64 {
-            let u = try uleb()
-            return Int64(bitPattern: (u >> 1) ^ (0 &- (u & 1)))
-        }
-
-        mutating func skip(_ n: Int) throws(ThriftError) {
-            guard n <= bytes.count - position else { throw ThriftError("DELTA data ends \(n - (bytes.count - position)) bytes early") }
-            position += n
-        }
-
-        /// `width` (≤ 32) bits from bit `bit`; the caller has checked they lie inside `bytes`.
-        func bits(at bit: Int, width: Int) -> UInt32 {
-            var value: UInt64 = 0, got = 0, at = bit
-            while got < width {
-                let offset = at & 7, n = min(8 - offset, width - got)
-                value |= UInt64((bytes[at >> 3] >> UInt8(offset)) & UInt8((1 << n) - 1)) << UInt64(got)
-                got += n
-                at += n
-            }
-            return UInt32(truncatingIfNeeded: value)
-        }
+        return UInt32(truncatingIfNeeded: value)
     }
 }
